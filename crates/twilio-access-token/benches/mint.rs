@@ -1,0 +1,3 @@
+//! Minting benchmarks.
+
+fn main() {}

@@ -1,0 +1,349 @@
+//! The Access Token builder and minting.
+
+use std::fmt;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::MintError;
+use crate::grants::Grant;
+use crate::identity::validate_identity;
+use crate::json::{self, MAX_SAFE_INTEGER};
+use crate::jwt::HeaderKey;
+use crate::region::validate_region;
+use crate::secret::ApiSecret;
+use crate::sid::{SidKind, validate_sid};
+use crate::ttl::Ttl;
+
+/// A validated Access Token, ready to be minted (signed) at any issue time.
+///
+/// Build one with [`AccessToken::builder`]. Everything but the issue time is checked and
+/// serialized once when it is built, so minting the same token again is cheap.
+///
+/// The token is written byte for byte as twilio-node writes it: header `alg,typ,cty[,twr]`,
+/// payload `jti,grants,[nbf],iat,exp,iss,sub`, `identity` first in `grants` followed by the
+/// grants in the order they were added, compact JSON in raw UTF-8.
+///
+/// # Examples
+///
+/// ```
+/// use twilio_access_token::{AccessToken, ApiSecret, ChatGrant};
+///
+/// let token = AccessToken::builder()
+///     .account_sid("AC0123456789abcdef0123456789abcdef")
+///     .api_key_sid("SKfedcba9876543210fedcba9876543210")
+///     .api_secret(ApiSecret::new("FAKEsecretDoNotUse0123456789abcd"))
+///     .identity("alice")
+///     .grant(ChatGrant::new().service_sid("IS00000000000000000000000000000001"))
+///     .build()?;
+///
+/// let jwt = token.to_jwt_at(1_700_000_000)?;
+/// assert_eq!(jwt.split('.').count(), 3);
+/// # Ok::<(), twilio_access_token::MintError>(())
+/// ```
+#[derive(Clone)]
+pub struct AccessToken {
+    account_sid: String,
+    api_key_sid: String,
+    identity: String,
+    ttl: Ttl,
+    nbf: Option<u64>,
+    region: Option<String>,
+    grants: Vec<Grant>,
+    key: HeaderKey,
+    /// `"grants":{…}` as written in the payload.
+    grants_json: Vec<u8>,
+}
+
+impl AccessToken {
+    /// Starts a builder with the default lifetime (3600 seconds), no `nbf`, no region and no
+    /// grants.
+    pub fn builder() -> AccessTokenBuilder {
+        AccessTokenBuilder::default()
+    }
+
+    /// Mints the token as issued at `issued_at`, in Unix seconds: `iat` is `issued_at`, `exp`
+    /// is `issued_at` plus the lifetime, and `jti` is `<API key SID>-<issued_at>`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`MintError::TimeOutOfRange`] when `exp` would be above 2^53 - 1.
+    pub fn to_jwt_at(&self, issued_at: u64) -> Result<String, MintError> {
+        let expires_at = issued_at.saturating_add(self.ttl.as_secs());
+        if expires_at > MAX_SAFE_INTEGER {
+            return Err(MintError::TimeOutOfRange {
+                claim: "exp",
+                value: expires_at,
+            });
+        }
+
+        let mut payload = Vec::with_capacity(self.grants_json.len() + 160);
+        payload.extend_from_slice(br#"{"jti":""#);
+        payload.extend_from_slice(self.api_key_sid.as_bytes());
+        payload.push(b'-');
+        json::write_u64(&mut payload, issued_at);
+        payload.extend_from_slice(b"\",");
+        payload.extend_from_slice(&self.grants_json);
+        if let Some(nbf) = self.nbf {
+            payload.extend_from_slice(br#","nbf":"#);
+            json::write_u64(&mut payload, nbf);
+        }
+        payload.extend_from_slice(br#","iat":"#);
+        json::write_u64(&mut payload, issued_at);
+        payload.extend_from_slice(br#","exp":"#);
+        json::write_u64(&mut payload, expires_at);
+        payload.extend_from_slice(br#","iss":""#);
+        payload.extend_from_slice(self.api_key_sid.as_bytes());
+        payload.extend_from_slice(br#"","sub":""#);
+        payload.extend_from_slice(self.account_sid.as_bytes());
+        payload.extend_from_slice(b"\"}");
+
+        Ok(self.key.sign(&payload))
+    }
+
+    /// Mints the token as issued at the time `clock` returns.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`MintError::ClockBeforeEpoch`] when the clock has no Unix time, and the errors
+    /// of [`AccessToken::to_jwt_at`].
+    pub fn to_jwt_with(&self, clock: &impl Clock) -> Result<String, MintError> {
+        let issued_at = clock.now().ok_or(MintError::ClockBeforeEpoch)?;
+        self.to_jwt_at(issued_at)
+    }
+
+    /// Mints the token as issued now, by the system clock.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`AccessToken::to_jwt_with`].
+    pub fn to_jwt(&self) -> Result<String, MintError> {
+        self.to_jwt_with(&SystemClock)
+    }
+
+    /// Returns the account SID, written as `sub`.
+    pub fn account_sid(&self) -> &str {
+        &self.account_sid
+    }
+
+    /// Returns the API key SID, written as `iss`.
+    pub fn api_key_sid(&self) -> &str {
+        &self.api_key_sid
+    }
+
+    /// Returns the identity, written as `grants.identity`.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Returns the lifetime.
+    pub fn ttl(&self) -> Ttl {
+        self.ttl
+    }
+
+    /// Returns the not-before time, if one was set.
+    pub fn nbf(&self) -> Option<u64> {
+        self.nbf
+    }
+
+    /// Returns the region, written as the `twr` header, if one was set.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    /// Returns the grants in the order they are written.
+    pub fn grants(&self) -> &[Grant] {
+        &self.grants
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("account_sid", &self.account_sid)
+            .field("api_key_sid", &self.api_key_sid)
+            .field("api_secret", &"<redacted>")
+            .field("identity", &self.identity)
+            .field("ttl", &self.ttl)
+            .field("nbf", &self.nbf)
+            .field("region", &self.region)
+            .field("grants", &self.grants)
+            .finish()
+    }
+}
+
+/// Builder for [`AccessToken`]. Every check runs in [`AccessTokenBuilder::build`].
+#[derive(Clone, Default)]
+#[must_use]
+pub struct AccessTokenBuilder {
+    account_sid: Option<String>,
+    api_key_sid: Option<String>,
+    api_secret: Option<ApiSecret>,
+    identity: Option<String>,
+    ttl: Option<Result<Ttl, crate::TtlError>>,
+    nbf: Option<u64>,
+    region: Option<String>,
+    grants: Vec<Grant>,
+}
+
+impl AccessTokenBuilder {
+    /// Sets the account SID (`AC…`), written as `sub`.
+    pub fn account_sid(mut self, sid: impl Into<String>) -> Self {
+        self.account_sid = Some(sid.into());
+        self
+    }
+
+    /// Sets the API key SID (`SK…`), written as `iss` and at the start of `jti`.
+    pub fn api_key_sid(mut self, sid: impl Into<String>) -> Self {
+        self.api_key_sid = Some(sid.into());
+        self
+    }
+
+    /// Sets the API key's secret, the HMAC-SHA256 key.
+    pub fn api_secret(mut self, secret: impl Into<ApiSecret>) -> Self {
+        self.api_secret = Some(secret.into());
+        self
+    }
+
+    /// Sets the identity: 1 to 256 characters without control characters.
+    pub fn identity(mut self, identity: impl Into<String>) -> Self {
+        self.identity = Some(identity.into());
+        self
+    }
+
+    /// Sets the lifetime. The default is 3600 seconds.
+    pub fn ttl(mut self, ttl: Ttl) -> Self {
+        self.ttl = Some(Ok(ttl));
+        self
+    }
+
+    /// Sets the lifetime in seconds, checked by [`build`](Self::build) to be 1 to 86400.
+    pub fn ttl_secs(mut self, secs: u64) -> Self {
+        self.ttl = Some(Ttl::from_secs(secs));
+        self
+    }
+
+    /// Sets the not-before time (`nbf`) in Unix seconds. By default the token has no `nbf`.
+    pub fn nbf(mut self, nbf: u64) -> Self {
+        self.nbf = Some(nbf);
+        self
+    }
+
+    /// Sets the region, written as the `twr` header, such as `us1`, `ie1` or `au1`. An empty
+    /// string means no region, as in the official libraries.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Adds a grant. A grant of a type already added replaces the earlier one in its position.
+    pub fn grant(mut self, grant: impl Into<Grant>) -> Self {
+        let grant = grant.into();
+        match self
+            .grants
+            .iter_mut()
+            .find(|existing| existing.key() == grant.key())
+        {
+            Some(existing) => *existing = grant,
+            None => self.grants.push(grant),
+        }
+        self
+    }
+
+    /// Checks every field and serializes everything but the issue time.
+    ///
+    /// # Errors
+    ///
+    /// Returns the [`MintError`] for the first problem, checked in this order: account SID, API
+    /// key SID, API secret, identity, lifetime, `nbf`, region, then each grant in order.
+    pub fn build(self) -> Result<AccessToken, MintError> {
+        let account_sid = self.account_sid.ok_or(MintError::MissingAccountSid)?;
+        validate_sid(SidKind::Account, &account_sid).map_err(|error| MintError::InvalidSid {
+            field: "sub",
+            error,
+        })?;
+
+        let api_key_sid = self.api_key_sid.ok_or(MintError::MissingApiKeySid)?;
+        validate_sid(SidKind::ApiKey, &api_key_sid).map_err(|error| MintError::InvalidSid {
+            field: "iss",
+            error,
+        })?;
+
+        let secret = self.api_secret.ok_or(MintError::MissingApiSecret)?;
+        check_secret(&secret)?;
+
+        let identity = self.identity.ok_or(MintError::MissingIdentity)?;
+        validate_identity(&identity)?;
+
+        let ttl = self.ttl.unwrap_or(Ok(Ttl::DEFAULT))?;
+
+        if let Some(nbf) = self.nbf.filter(|nbf| *nbf > MAX_SAFE_INTEGER) {
+            return Err(MintError::TimeOutOfRange {
+                claim: "nbf",
+                value: nbf,
+            });
+        }
+
+        let region = self.region.filter(|region| !region.is_empty());
+        if let Some(region) = &region {
+            validate_region(region)?;
+        }
+
+        for grant in &self.grants {
+            grant.validate()?;
+        }
+
+        let grants_json = write_grants(&identity, &self.grants);
+        let key = HeaderKey::new(&secret, region.as_deref());
+        Ok(AccessToken {
+            account_sid,
+            api_key_sid,
+            identity,
+            ttl,
+            nbf: self.nbf,
+            region,
+            grants: self.grants,
+            key,
+            grants_json,
+        })
+    }
+}
+
+impl fmt::Debug for AccessTokenBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessTokenBuilder")
+            .field("account_sid", &self.account_sid)
+            .field("api_key_sid", &self.api_key_sid)
+            .field("api_secret", &self.api_secret)
+            .field("identity", &self.identity)
+            .field("ttl", &self.ttl)
+            .field("nbf", &self.nbf)
+            .field("region", &self.region)
+            .field("grants", &self.grants)
+            .finish()
+    }
+}
+
+fn check_secret(secret: &ApiSecret) -> Result<(), MintError> {
+    let bytes = secret.expose_secret();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return Err(MintError::EmptyApiSecret);
+    };
+    if first.is_ascii_whitespace() || last.is_ascii_whitespace() {
+        return Err(MintError::ApiSecretWhitespace);
+    }
+    Ok(())
+}
+
+/// Writes `"grants":{"identity":…,<grants in order>}`.
+fn write_grants(identity: &str, grants: &[Grant]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + identity.len());
+    out.extend_from_slice(br#""grants":{"identity":"#);
+    json::write_str(&mut out, identity);
+    for grant in grants {
+        out.push(b',');
+        json::write_str(&mut out, grant.key());
+        out.push(b':');
+        grant.write_json(&mut out);
+    }
+    out.push(b'}');
+    out
+}

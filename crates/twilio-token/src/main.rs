@@ -1,0 +1,3 @@
+//! The `twilio-token` command line.
+
+fn main() {}
