@@ -17,8 +17,8 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use decode::{DecodeError, MAX_TOKEN_BYTES, Segment};
 pub use error::MintError;
 pub use grants::{
-    ChatGrant, Grant, IpMessagingGrant, PlaybackGrant, SyncGrant, TaskRouterGrant, VideoGrant,
-    VoiceGrant,
+    ChatGrant, Grant, GrantJsonError, IpMessagingGrant, PlaybackGrant, SyncGrant, TaskRouterGrant,
+    VideoGrant, VoiceGrant,
 };
 pub use identity::{
     EndpointIdError, EndpointIdPart, IdentityError, MAX_IDENTITY_CHARS, endpoint_id,

@@ -9,6 +9,7 @@ mod sync;
 mod task_router;
 mod video;
 mod voice;
+mod wire;
 
 pub use chat::{ChatGrant, IpMessagingGrant};
 pub use playback::PlaybackGrant;
@@ -16,6 +17,7 @@ pub use sync::SyncGrant;
 pub use task_router::TaskRouterGrant;
 pub use video::VideoGrant;
 pub use voice::VoiceGrant;
+pub use wire::GrantJsonError;
 
 use crate::error::MintError;
 use crate::json;
