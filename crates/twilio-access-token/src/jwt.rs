@@ -34,9 +34,7 @@ impl HeaderKey {
 
         let mut prefix = encode_segment(&header);
         prefix.push('.');
-        // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret.expose_secret())
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let mut mac = new_hmac(secret.expose_secret());
         mac.update(prefix.as_bytes());
         HeaderKey { prefix, mac }
     }
@@ -57,6 +55,13 @@ impl HeaderKey {
         URL_SAFE_NO_PAD.encode_string(signature, &mut token);
         token
     }
+}
+
+/// Returns an HMAC-SHA256 state keyed with `key`.
+pub(crate) fn new_hmac(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length, so this cannot fail.
+    <HmacSha256 as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
 }
 
 /// Encodes bytes as base64url without padding.

@@ -12,6 +12,7 @@ mod secret;
 mod sid;
 mod token;
 mod ttl;
+mod verify;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use decode::{DecodeError, MAX_TOKEN_BYTES, Segment};
@@ -34,6 +35,10 @@ pub use sid::{
 };
 pub use token::{AccessToken, AccessTokenBuilder};
 pub use ttl::{Ttl, TtlError};
+pub use verify::{
+    Claims, DEFAULT_LEEWAY_SECS, MAX_LIFETIME_SECS, RevocationCheck, Verifier, VerifierBuilder,
+    VerifierError, VerifyError,
+};
 
 /// Reading tokens without checking their signature.
 ///
