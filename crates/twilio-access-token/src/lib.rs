@@ -2,6 +2,7 @@
 
 mod clock;
 mod decode;
+mod diagnose;
 mod error;
 mod grants;
 mod identity;
@@ -16,6 +17,9 @@ mod verify;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use decode::{DecodeError, MAX_TOKEN_BYTES, Segment};
+pub use diagnose::{
+    DiagnoseContext, Diagnosis, Finding, Severity, VIDEO_SESSION_CAP_SECS, Verdict, diagnose,
+};
 pub use error::MintError;
 pub use grants::{
     ChatGrant, Grant, GrantJsonError, IpMessagingGrant, PlaybackGrant, SyncGrant, TaskRouterGrant,

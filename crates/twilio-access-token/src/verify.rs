@@ -149,12 +149,20 @@ impl VerifyError {
     /// yet valid), 20106 (grants), 20107 (signature) or 20157 (lifetime over 24 hours).
     pub fn twilio_code(&self) -> u32 {
         match self {
-            VerifyError::Malformed(DecodeError::InvalidUtf8 { segment: Segment::Header })
-            | VerifyError::Malformed(DecodeError::InvalidJson { segment: Segment::Header, .. })
-            | VerifyError::Malformed(DecodeError::NotAnObject { segment: Segment::Header })
-            | VerifyError::Malformed(DecodeError::DuplicateKey { segment: Segment::Header, .. }) => {
-                20102
-            }
+            VerifyError::Malformed(DecodeError::InvalidUtf8 {
+                segment: Segment::Header,
+            })
+            | VerifyError::Malformed(DecodeError::InvalidJson {
+                segment: Segment::Header,
+                ..
+            })
+            | VerifyError::Malformed(DecodeError::NotAnObject {
+                segment: Segment::Header,
+            })
+            | VerifyError::Malformed(DecodeError::DuplicateKey {
+                segment: Segment::Header,
+                ..
+            }) => 20102,
             VerifyError::Malformed(_) | VerifyError::Revoked { .. } => 20101,
             VerifyError::UnsupportedAlgorithm { .. }
             | VerifyError::WrongType { .. }
@@ -164,7 +172,9 @@ impl VerifyError {
             | VerifyError::UnknownApiKey { .. }
             | VerifyError::WrongAccount { .. } => 20103,
             VerifyError::MissingExpiry | VerifyError::Expired { .. } => 20104,
-            VerifyError::InvalidTime { claim: "nbf", .. } | VerifyError::NotYetValid { .. } => 20105,
+            VerifyError::InvalidTime { claim: "nbf", .. } | VerifyError::NotYetValid { .. } => {
+                20105
+            }
             VerifyError::InvalidTime { claim: "exp", .. } => 20104,
             VerifyError::InvalidTime { .. } => 20101,
             VerifyError::BadSignature { .. } => 20107,
@@ -198,9 +208,9 @@ impl fmt::Display for VerifyError {
             VerifyError::InvalidRegion => {
                 f.write_str("the header's twr (region) is not a string such as \"us1\"")
             }
-            VerifyError::MissingIssuer => {
-                f.write_str("the token has no iss: it must be the SID of the API key that signed it")
-            }
+            VerifyError::MissingIssuer => f.write_str(
+                "the token has no iss: it must be the SID of the API key that signed it",
+            ),
             VerifyError::UnknownApiKey { iss } => write!(
                 f,
                 "the token was issued by {iss:?}, which is not one of the configured API keys: \
@@ -237,7 +247,11 @@ impl fmt::Display for VerifyError {
                  check the clocks of the minting server and this machine",
                 format_duration(nbf.saturating_sub(*now))
             ),
-            VerifyError::LifetimeTooLong { lifetime, from, max } => write!(
+            VerifyError::LifetimeTooLong {
+                lifetime,
+                from,
+                max,
+            } => write!(
                 f,
                 "the token lives {} from {from} to exp, over the maximum of {}: Twilio rejects \
                  tokens that live longer than 24 hours (error 20157)",
@@ -272,7 +286,12 @@ pub(crate) fn format_duration(secs: u64) -> String {
     if secs == 0 {
         return "0s".to_owned();
     }
-    let units = [(secs / 86_400, "d"), (secs / 3600 % 24, "h"), (secs / 60 % 60, "m"), (secs % 60, "s")];
+    let units = [
+        (secs / 86_400, "d"),
+        (secs / 3600 % 24, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+    ];
     let parts: Vec<String> = units
         .iter()
         .filter(|(count, _)| *count > 0)
@@ -478,7 +497,10 @@ impl VerifierBuilder {
             if secret.is_empty() {
                 return Err(VerifierError::EmptySecret { sid: sid.clone() });
             }
-            keys.push(VerifyingKey { sid: sid.clone(), mac: new_hmac(secret.expose_secret()) });
+            keys.push(VerifyingKey {
+                sid: sid.clone(),
+                mac: new_hmac(secret.expose_secret()),
+            });
         }
         Ok(Verifier {
             account_sid: self.account_sid,
@@ -533,13 +555,22 @@ impl Verifier {
             .iter()
             .find(|key| key.sid == *iss)
             .ok_or_else(|| VerifyError::UnknownApiKey { iss: iss.clone() })?;
-        if !signature_matches(&key.mac, &token.as_bytes()[..parts.signing_input_len], &parts.signature)
-        {
-            return Err(VerifyError::BadSignature { api_key_sid: key.sid.clone() });
+        if !signature_matches(
+            &key.mac,
+            &token.as_bytes()[..parts.signing_input_len],
+            &parts.signature,
+        ) {
+            return Err(VerifyError::BadSignature {
+                api_key_sid: key.sid.clone(),
+            });
         }
 
         let verified = self.check_claims(parts.claims, region, now)?;
-        if let Some(reason) = self.revocation.as_ref().and_then(|hook| hook.check(&verified)) {
+        if let Some(reason) = self
+            .revocation
+            .as_ref()
+            .and_then(|hook| hook.check(&verified))
+        {
             return Err(VerifyError::Revoked { reason });
         }
         Ok(verified)
@@ -560,10 +591,6 @@ impl Verifier {
         self.keys.iter().map(|key| key.sid.as_str())
     }
 
-    pub(crate) fn keys(&self) -> &[VerifyingKey] {
-        &self.keys
-    }
-
     fn check_claims(
         &self,
         mut claims: Map<String, Value>,
@@ -582,11 +609,19 @@ impl Verifier {
 
         let expires_at = time_claim(&claims, "exp")?.ok_or(VerifyError::MissingExpiry)?;
         if now > expires_at.saturating_add(self.leeway) {
-            return Err(VerifyError::Expired { exp: expires_at, now, leeway: self.leeway });
+            return Err(VerifyError::Expired {
+                exp: expires_at,
+                now,
+                leeway: self.leeway,
+            });
         }
         let not_before = time_claim(&claims, "nbf")?;
         if let Some(nbf) = not_before.filter(|nbf| *nbf > now.saturating_add(self.leeway)) {
-            return Err(VerifyError::NotYetValid { nbf, now, leeway: self.leeway });
+            return Err(VerifyError::NotYetValid {
+                nbf,
+                now,
+                leeway: self.leeway,
+            });
         }
         let issued_at = time_claim(&claims, "iat")?;
         let (start, from) = match (not_before, issued_at) {
@@ -596,7 +631,11 @@ impl Verifier {
         };
         let lifetime = expires_at.saturating_sub(start);
         if lifetime > self.max_lifetime {
-            return Err(VerifyError::LifetimeTooLong { lifetime, from, max: self.max_lifetime });
+            return Err(VerifyError::LifetimeTooLong {
+                lifetime,
+                from,
+                max: self.max_lifetime,
+            });
         }
 
         let Some(Value::Object(mut grants)) = claims.remove("grants") else {
@@ -604,7 +643,11 @@ impl Verifier {
         };
         let identity = match grants.shift_remove("identity") {
             Some(Value::String(identity)) => identity,
-            Some(other) => return Err(VerifyError::IdentityNotString { value: other.to_string() }),
+            Some(other) => {
+                return Err(VerifyError::IdentityNotString {
+                    value: other.to_string(),
+                });
+            }
             None => return Err(VerifyError::MissingIdentity),
         };
         let mut known = Vec::new();
@@ -677,7 +720,10 @@ pub(crate) fn time_claim(
         None => Ok(None),
         Some(value) => match value.as_u64() {
             Some(time) if time <= crate::json::MAX_SAFE_INTEGER => Ok(Some(time)),
-            _ => Err(VerifyError::InvalidTime { claim, value: value.to_string() }),
+            _ => Err(VerifyError::InvalidTime {
+                claim,
+                value: value.to_string(),
+            }),
         },
     }
 }
