@@ -31,7 +31,7 @@ impl fmt::Display for Segment {
     }
 }
 
-/// Why a string is not a well-formed compact token.
+/// An error from splitting and parsing a compact token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeError {

@@ -7,7 +7,7 @@ use crate::region::RegionError;
 use crate::sid::SidError;
 use crate::ttl::TtlError;
 
-/// Why an Access Token could not be built or minted.
+/// An error from building or minting an Access Token.
 ///
 /// Each variant holds the values involved, and its message says what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,12 @@ pub enum MintError {
         /// The number as written.
         value: String,
     },
+    /// The issue time is after the year 5000, which usually means milliseconds were passed
+    /// where seconds belong.
+    IssueTimeOutOfRange {
+        /// The issue time as given.
+        issued_at: u64,
+    },
     /// A timestamp is too large for a token: above 2^53 - 1, the largest integer JavaScript
     /// holds exactly.
     TimeOutOfRange {
@@ -88,6 +94,11 @@ impl fmt::Display for MintError {
                 "the API secret starts or ends with whitespace: Twilio secrets never do, so \
                  remove the space or newline (often left by a file or a copy)",
             ),
+            // The SID error names the account or API key SID already.
+            MintError::InvalidSid {
+                field: "sub" | "iss",
+                error,
+            } => error.fmt(f),
             MintError::InvalidSid { field, error } => write!(f, "invalid {field}: {error}"),
             MintError::InvalidIdentity(error) => error.fmt(f),
             MintError::InvalidTtl(error) => error.fmt(f),
@@ -100,6 +111,11 @@ impl fmt::Display for MintError {
                 f,
                 "the integer {value} at {path} is outside ±9007199254740991, so JavaScript would \
                  round it: pass it as a string"
+            ),
+            MintError::IssueTimeOutOfRange { issued_at } => write!(
+                f,
+                "the issue time {issued_at} is after the year 5000: pass Unix time in seconds, \
+                 not milliseconds"
             ),
             MintError::TimeOutOfRange { claim, value } => write!(
                 f,

@@ -167,8 +167,8 @@ impl fmt::Display for EndpointIdError {
             }
             EndpointIdError::Colon { part, value } => write!(
                 f,
-                "the endpoint id's {part} {value:?} contains ':', which separates the parts of \
-                 app:identity:device; use another character"
+                "the endpoint id's {part} {value:?} contains ':', the separator of \
+                 app:identity:device: use another character"
             ),
             EndpointIdError::ControlCharacter { part } => {
                 write!(

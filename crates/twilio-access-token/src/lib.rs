@@ -37,7 +37,7 @@ pub use sid::{
     ServiceSid, SidError, SidKind, SidProblem, WorkerSid, WorkspaceSid, validate_sid,
     validate_sync_service_sid,
 };
-pub use token::{AccessToken, AccessTokenBuilder};
+pub use token::{AccessToken, AccessTokenBuilder, MAX_ISSUE_TIME};
 pub use ttl::{Ttl, TtlError};
 pub use verify::{
     Claims, DEFAULT_LEEWAY_SECS, MAX_LIFETIME_SECS, RevocationCheck, Verifier, VerifierBuilder,

@@ -118,7 +118,10 @@ impl fmt::Display for SidError {
         let prefix = expected.prefix();
         let value = &self.value;
         match &self.problem {
-            SidProblem::Empty => write!(f, "the {expected} is empty: it starts with {prefix}"),
+            SidProblem::Empty => write!(
+                f,
+                "the {expected} is empty: set it to {prefix} followed by 32 lowercase hex digits"
+            ),
             SidProblem::Whitespace => write!(
                 f,
                 "the {expected} {value:?} has whitespace around it: remove the spaces or newlines"
@@ -141,7 +144,11 @@ impl fmt::Display for SidError {
                 found.prefix()
             ),
             SidProblem::WrongPrefix => {
-                write!(f, "the {expected} {value:?} does not start with {prefix}")
+                write!(
+                    f,
+                    "the {expected} {value:?} does not start with {prefix}: expected {prefix} \
+                     followed by 32 lowercase hex digits"
+                )
             }
             SidProblem::WrongLength { found } => write!(
                 f,

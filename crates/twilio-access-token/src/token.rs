@@ -13,6 +13,10 @@ use crate::secret::ApiSecret;
 use crate::sid::{SidKind, validate_sid};
 use crate::ttl::Ttl;
 
+/// The largest issue time accepted: 10^11 seconds, in the year 5138. Millisecond times of today
+/// are above it, and `exp` computed from it stays far below 2^53.
+pub const MAX_ISSUE_TIME: u64 = 100_000_000_000;
+
 /// A validated Access Token, ready to be minted (signed) at any issue time.
 ///
 /// Build one with [`AccessToken::builder`]. Everything but the issue time is checked and
@@ -65,15 +69,13 @@ impl AccessToken {
     ///
     /// # Errors
     ///
-    /// Returns [`MintError::TimeOutOfRange`] when `exp` would be above 2^53 - 1.
+    /// Returns [`MintError::IssueTimeOutOfRange`] when `issued_at` is above
+    /// 100,000,000,000 (the year 5138), which is almost always a time in milliseconds.
     pub fn to_jwt_at(&self, issued_at: u64) -> Result<String, MintError> {
-        let expires_at = issued_at.saturating_add(self.ttl.as_secs());
-        if expires_at > MAX_SAFE_INTEGER {
-            return Err(MintError::TimeOutOfRange {
-                claim: "exp",
-                value: expires_at,
-            });
+        if issued_at > MAX_ISSUE_TIME {
+            return Err(MintError::IssueTimeOutOfRange { issued_at });
         }
+        let expires_at = issued_at + self.ttl.as_secs();
 
         let mut payload = Vec::with_capacity(self.grants_json.len() + 160);
         payload.extend_from_slice(br#"{"jti":""#);

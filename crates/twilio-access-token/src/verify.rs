@@ -16,7 +16,7 @@ use crate::sid::{SidError, SidKind, validate_sid};
 /// The default clock leeway: 60 seconds, applied to `exp` and `nbf`.
 pub const DEFAULT_LEEWAY_SECS: u64 = 60;
 
-/// The longest lifetime Twilio accepts: `exp` at most 24 hours after `nbf` (or `iat`).
+/// The maximum lifetime Twilio accepts: `exp` at most 24 hours after `nbf` (or `iat`).
 pub const MAX_LIFETIME_SECS: u64 = 86_400;
 
 /// The claims of a verified token.
@@ -45,7 +45,7 @@ pub struct Claims {
     pub region: Option<String>,
 }
 
-/// Why a token failed verification.
+/// An error from verifying a token.
 ///
 /// [`VerifyError::twilio_code`] returns the error code Twilio would report for the same token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,7 +178,8 @@ impl VerifyError {
             VerifyError::InvalidTime { claim: "exp", .. } => 20104,
             VerifyError::InvalidTime { .. } => 20101,
             VerifyError::BadSignature { .. } => 20107,
-            VerifyError::LifetimeTooLong { .. } => 20157,
+            VerifyError::LifetimeTooLong { lifetime, .. } if *lifetime > MAX_LIFETIME_SECS => 20157,
+            VerifyError::LifetimeTooLong { .. } => 20101,
             VerifyError::GrantsNotObject
             | VerifyError::MissingIdentity
             | VerifyError::IdentityNotString { .. }
@@ -251,10 +252,21 @@ impl fmt::Display for VerifyError {
                 lifetime,
                 from,
                 max,
+            } if *max == MAX_LIFETIME_SECS => {
+                write!(
+                    f,
+                    "the token lives {} from {from} to exp: Twilio rejects tokens that live \
+                     longer than 24 hours (error 20157)",
+                    format_duration(*lifetime)
+                )
+            }
+            VerifyError::LifetimeTooLong {
+                lifetime,
+                from,
+                max,
             } => write!(
                 f,
-                "the token lives {} from {from} to exp, over the maximum of {}: Twilio rejects \
-                 tokens that live longer than 24 hours (error 20157)",
+                "the token lives {} from {from} to exp, over the configured maximum of {}",
                 format_duration(*lifetime),
                 format_duration(*max)
             ),
@@ -313,7 +325,7 @@ pub(crate) struct VerifyingKey {
     pub(crate) mac: HmacSha256,
 }
 
-/// Why a [`Verifier`] could not be built.
+/// An error from building a [`Verifier`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VerifierError {
@@ -342,14 +354,18 @@ impl fmt::Display for VerifierError {
                 "no API key was given: add the SID (SK…) and secret of each key that may sign \
                  tokens",
             ),
-            VerifierError::MissingAccountSid => {
-                f.write_str("the account SID is missing: tokens are checked against one account")
-            }
+            VerifierError::MissingAccountSid => f.write_str(
+                "the account SID is missing: give the account SID (AC…) that tokens must name in \
+                 sub",
+            ),
             VerifierError::InvalidSid(error) => error.fmt(f),
             VerifierError::DuplicateKey { sid } => {
                 write!(f, "the API key {sid} was added twice: give each key once")
             }
-            VerifierError::EmptySecret { sid } => write!(f, "the API secret of {sid} is empty"),
+            VerifierError::EmptySecret { sid } => write!(
+                f,
+                "the API secret of {sid} is empty: give the secret shown when the key was created"
+            ),
         }
     }
 }

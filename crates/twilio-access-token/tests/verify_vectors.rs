@@ -33,17 +33,21 @@ fn expected(id: &str, library: &str) -> Outcome {
         ("identity_integer", "python") => {
             rejected(VerifyError::IdentityNotString { value: "42".into() })
         }
-        ("identity_float", "python") => {
-            rejected(VerifyError::IdentityNotString { value: "1.5".into() })
-        }
+        ("identity_float", "python") => rejected(VerifyError::IdentityNotString {
+            value: "1.5".into(),
+        }),
         // twilio-node drops a non-integer identity, so its token has none.
         ("identity_float", "node") => rejected(VerifyError::MissingIdentity),
-        ("ttl_86401", "python") => {
-            rejected(VerifyError::LifetimeTooLong { lifetime: 86_401, from: "nbf", max: 86_400 })
-        }
-        ("ttl_86401", "node") => {
-            rejected(VerifyError::LifetimeTooLong { lifetime: 86_401, from: "iat", max: 86_400 })
-        }
+        ("ttl_86401", "python") => rejected(VerifyError::LifetimeTooLong {
+            lifetime: 86_401,
+            from: "nbf",
+            max: 86_400,
+        }),
+        ("ttl_86401", "node") => rejected(VerifyError::LifetimeTooLong {
+            lifetime: 86_401,
+            from: "iat",
+            max: 86_400,
+        }),
         ("ttl_float", "python") => rejected(VerifyError::InvalidTime {
             claim: "exp",
             value: "1700000001.5".into(),
@@ -53,9 +57,9 @@ fn expected(id: &str, library: &str) -> Outcome {
             now: 1_700_000_000,
             leeway: 60,
         }),
-        ("alg_hs512", _) => {
-            rejected(VerifyError::UnsupportedAlgorithm { alg: Some("\"HS512\"".into()) })
-        }
+        ("alg_hs512", _) => rejected(VerifyError::UnsupportedAlgorithm {
+            alg: Some("\"HS512\"".into()),
+        }),
         // The account SID cannot even be configured.
         ("sids_unusual_values", _) => Err(Err(VerifierError::InvalidSid(SidError {
             expected: SidKind::Account,
@@ -68,7 +72,10 @@ fn expected(id: &str, library: &str) -> Outcome {
 
 fn cases() -> Vec<Value> {
     let document: Value = serde_json::from_str(VECTORS).expect("fixture is JSON");
-    document["vectors"].as_array().expect("vectors list").clone()
+    document["vectors"]
+        .as_array()
+        .expect("vectors list")
+        .clone()
 }
 
 #[test]
@@ -92,14 +99,25 @@ fn official_tokens_verify_or_named_error() {
 
 #[test]
 fn future_nbf_valid_once_reached() {
-    let case = cases().into_iter().find(|case| case["id"] == "nbf_explicit_future").expect("case");
+    let case = cases()
+        .into_iter()
+        .find(|case| case["id"] == "nbf_explicit_future")
+        .expect("case");
     let nbf = case["input"]["nbf"].as_u64().expect("nbf");
     for library in ["python", "node"] {
         let jwt = case[library]["jwt"].as_str().expect("jwt");
-        assert_eq!(verify_at(&case["input"], jwt, nbf - 60), Ok(()), "{library} within leeway");
+        assert_eq!(
+            verify_at(&case["input"], jwt, nbf - 60),
+            Ok(()),
+            "{library} within leeway"
+        );
         assert_eq!(
             verify_at(&case["input"], jwt, nbf - 61),
-            Err(Ok(VerifyError::NotYetValid { nbf, now: nbf - 61, leeway: 60 })),
+            Err(Ok(VerifyError::NotYetValid {
+                nbf,
+                now: nbf - 61,
+                leeway: 60
+            })),
             "{library} one second before the leeway"
         );
     }
