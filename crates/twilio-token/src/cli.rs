@@ -1,0 +1,361 @@
+//! Command-line arguments. The help text is the doc comments below.
+
+use std::ffi::OsString;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Expands to the exit status table, a literal so that `concat!` can append it to other help.
+macro_rules! exit_status {
+    () => {
+        "\
+Exit status:
+  0  success
+  2  usage or input error: a missing or invalid flag, credential, file or token"
+    };
+}
+
+const EXIT_STATUS: &str = exit_status!();
+
+const MINT_AFTER_HELP: &str = concat!(
+    "\
+Environment:
+  TWILIO_ACCOUNT_SID                        account SID, when --account-sid is not given
+  TWILIO_API_KEY or TWILIO_API_KEY_SID      API key SID, when --api-key-sid is not given
+  TWILIO_API_SECRET or TWILIO_API_KEY_SECRET
+                                            API secret, when --api-secret-file is not given
+  TWILIO_REGION                             region, when --region is not given
+An empty variable counts as unset. Where two names are listed, setting both to different values
+is an error. TWILIO_AUTH_TOKEN is not used, because Access Tokens are signed with an API key and
+its secret.
+
+",
+    exit_status!()
+);
+
+/// Mint and inspect Twilio Access Tokens
+///
+/// Access Tokens are the JWTs that Twilio's client SDKs (Conversations, Chat, Video, Voice, Sync,
+/// TaskRouter and Live) use to connect. They are signed with an API key and its secret.
+#[derive(Debug, Parser)]
+#[command(name = "twilio-token", version, after_long_help = EXIT_STATUS)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Mint an Access Token and print it
+    ///
+    /// The token is printed alone on one line, or with its claims by --json. The API secret comes
+    /// only from the environment or --api-secret-file, so it never appears in the process list.
+    #[command(after_long_help = MINT_AFTER_HELP)]
+    Mint(Box<MintArgs>),
+
+    /// Print a token's header and claims without checking its signature
+    ///
+    /// The signature is NOT checked: nothing shown proves who made the token or that it was not
+    /// changed.
+    #[command(after_long_help = EXIT_STATUS)]
+    Decode(DecodeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MintArgs {
+    /// Account SID (AC…), written as sub [env: TWILIO_ACCOUNT_SID]
+    #[arg(long, value_name = "SID", help_heading = "Credentials")]
+    pub(crate) account_sid: Option<String>,
+
+    /// API key SID (SK…), written as iss [env: TWILIO_API_KEY or TWILIO_API_KEY_SID]
+    #[arg(long, value_name = "SID", help_heading = "Credentials")]
+    pub(crate) api_key_sid: Option<String>,
+
+    /// Read the API secret from a file, or from stdin with -
+    ///
+    /// Exactly one trailing newline (\n or \r\n) is removed. Without this flag the secret comes
+    /// from TWILIO_API_SECRET or TWILIO_API_KEY_SECRET. No flag takes the secret itself, so it
+    /// never appears in the process list.
+    #[arg(long, value_name = "PATH|-", help_heading = "Credentials")]
+    pub(crate) api_secret_file: Option<OsString>,
+
+    /// User identity, written as grants.identity (required)
+    ///
+    /// 1 to 256 characters without control characters. Voice accepts only letters, digits and
+    /// underscores.
+    #[arg(long, value_name = "IDENTITY", help_heading = "Token")]
+    pub(crate) identity: Option<String>,
+
+    /// Lifetime: seconds or a duration such as 90m, 1h or 1h30m [default: 3600]
+    ///
+    /// Whole seconds from 1 to 86400 (24 hours, the maximum Twilio accepts). A duration uses the
+    /// units d, h, m and s, largest first.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        allow_negative_numbers = true,
+        help_heading = "Token"
+    )]
+    pub(crate) ttl: Option<String>,
+
+    /// Not-before time (nbf) in Unix seconds [default: no nbf claim]
+    #[arg(long, value_name = "UNIX_SECONDS", help_heading = "Token")]
+    pub(crate) nbf: Option<u64>,
+
+    /// Issue time in Unix seconds, for reproducible tokens [default: the system clock]
+    #[arg(long, value_name = "UNIX_SECONDS", help_heading = "Token")]
+    pub(crate) issued_at: Option<u64>,
+
+    /// Region for the twr header, such as us1, ie1 or au1 [env: TWILIO_REGION]
+    ///
+    /// An empty value means no region.
+    #[arg(long, value_name = "REGION", help_heading = "Token")]
+    pub(crate) region: Option<String>,
+
+    /// Grants as a JSON object in Twilio's wire format, from a file or stdin (-)
+    ///
+    /// The object is a token's grants object without identity, such as
+    /// {"chat":{"service_sid":"IS…"},"video":{}}. Its keys are chat, ip_messaging, video, voice,
+    /// data_sync, task_router and player. The grants keep their order in the object, and grants
+    /// from the flags below come after them. A grant built from flags replaces a grant of the
+    /// same type from this object, in its place.
+    #[arg(long, value_name = "FILE|-", help_heading = "Grants")]
+    pub(crate) grants_json: Option<OsString>,
+
+    #[command(flatten)]
+    pub(crate) chat: ChatArgs,
+
+    #[command(flatten)]
+    pub(crate) video: VideoArgs,
+
+    #[command(flatten)]
+    pub(crate) voice: VoiceArgs,
+
+    #[command(flatten)]
+    pub(crate) sync: SyncArgs,
+
+    #[command(flatten)]
+    pub(crate) task_router: TaskRouterArgs,
+
+    /// Print a JSON object with the token, its times and its grants instead of the token alone
+    ///
+    /// The members are token, identity, iat, exp, nbf (when set), ttl (seconds), region (when
+    /// set) and grants (as in the token, without identity).
+    #[arg(long, help_heading = "Output")]
+    pub(crate) json: bool,
+}
+
+/// Flags that build the Chat grant (`chat`), used by the Conversations and Chat SDKs.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Chat grant")]
+pub(crate) struct ChatArgs {
+    /// Add a Chat grant, even with no fields (any --chat-* flag also adds one)
+    #[arg(id = "chat", long = "chat")]
+    pub(crate) enabled: bool,
+
+    /// Conversations or Chat service SID (IS…)
+    #[arg(id = "chat-service-sid", long = "chat-service-sid", value_name = "SID")]
+    pub(crate) service_sid: Option<String>,
+
+    /// Endpoint id, for Chat SDKs that tell a user's devices apart
+    #[arg(
+        id = "chat-endpoint-id",
+        long = "chat-endpoint-id",
+        value_name = "ID",
+        conflicts_with = "device_id"
+    )]
+    pub(crate) endpoint_id: Option<String>,
+
+    /// Push credential SID (CR…)
+    #[arg(
+        id = "chat-push-credential-sid",
+        long = "chat-push-credential-sid",
+        value_name = "SID"
+    )]
+    pub(crate) push_credential_sid: Option<String>,
+
+    /// Deployment role SID (RL…)
+    #[arg(
+        id = "chat-deployment-role-sid",
+        long = "chat-deployment-role-sid",
+        value_name = "SID"
+    )]
+    pub(crate) deployment_role_sid: Option<String>,
+
+    /// Device id: sets the endpoint id to APP_NAME:IDENTITY:DEVICE_ID (needs --app-name)
+    #[arg(long, value_name = "DEVICE_ID", requires = "app_name")]
+    pub(crate) device_id: Option<String>,
+
+    /// App name for the endpoint id built by --device-id
+    #[arg(long, value_name = "APP_NAME", requires = "device_id")]
+    pub(crate) app_name: Option<String>,
+}
+
+/// Flags that build the Video grant (`video`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Video grant")]
+pub(crate) struct VideoArgs {
+    /// Add a Video grant, which allows any room unless --video-room names one
+    #[arg(id = "video", long = "video")]
+    pub(crate) enabled: bool,
+
+    /// Room name or room SID (RM…) the token may join (adds a Video grant)
+    #[arg(id = "video-room", long = "video-room", value_name = "ROOM")]
+    pub(crate) room: Option<String>,
+}
+
+/// Flags that build the Voice grant (`voice`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Voice grant")]
+pub(crate) struct VoiceArgs {
+    /// Add a Voice grant, even with no fields (any --voice-* flag also adds one)
+    #[arg(id = "voice", long = "voice")]
+    pub(crate) enabled: bool,
+
+    /// Allow incoming calls (incoming.allow)
+    #[arg(id = "voice-incoming", long = "voice-incoming")]
+    pub(crate) incoming: bool,
+
+    /// TwiML application SID (AP…) for outgoing calls
+    #[arg(
+        id = "voice-outgoing-app-sid",
+        long = "voice-outgoing-app-sid",
+        value_name = "SID"
+    )]
+    pub(crate) outgoing_app_sid: Option<String>,
+
+    /// Parameter for the outgoing application, as KEY=VALUE (repeatable)
+    ///
+    /// Values are strings. The parameters keep the order given, and a repeated key replaces the
+    /// earlier value. Needs --voice-outgoing-app-sid.
+    #[arg(
+        id = "voice-param",
+        long = "voice-param",
+        value_name = "KEY=VALUE",
+        value_parser = parse_key_value
+    )]
+    pub(crate) params: Vec<(String, String)>,
+
+    /// Push credential SID (CR…) for incoming call notifications
+    #[arg(
+        id = "voice-push-credential-sid",
+        long = "voice-push-credential-sid",
+        value_name = "SID"
+    )]
+    pub(crate) push_credential_sid: Option<String>,
+
+    /// Endpoint id
+    #[arg(
+        id = "voice-endpoint-id",
+        long = "voice-endpoint-id",
+        value_name = "ID"
+    )]
+    pub(crate) endpoint_id: Option<String>,
+}
+
+/// Flags that build the Sync grant (`data_sync`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sync grant")]
+pub(crate) struct SyncArgs {
+    /// Add a Sync grant, even with no fields (any --sync-* flag also adds one)
+    #[arg(id = "sync", long = "sync")]
+    pub(crate) enabled: bool,
+
+    /// Sync service SID (IS…), or default for the account's default service
+    #[arg(id = "sync-service-sid", long = "sync-service-sid", value_name = "SID")]
+    pub(crate) service_sid: Option<String>,
+
+    /// Endpoint id
+    #[arg(id = "sync-endpoint-id", long = "sync-endpoint-id", value_name = "ID")]
+    pub(crate) endpoint_id: Option<String>,
+}
+
+/// Flags that build the TaskRouter grant (`task_router`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TaskRouter grant")]
+pub(crate) struct TaskRouterArgs {
+    /// Add a TaskRouter grant, even with no fields (any --taskrouter-* flag also adds one)
+    #[arg(id = "taskrouter", long = "taskrouter")]
+    pub(crate) enabled: bool,
+
+    /// Workspace SID (WS…)
+    #[arg(
+        id = "taskrouter-workspace-sid",
+        long = "taskrouter-workspace-sid",
+        value_name = "SID"
+    )]
+    pub(crate) workspace_sid: Option<String>,
+
+    /// Worker SID (WK…)
+    #[arg(
+        id = "taskrouter-worker-sid",
+        long = "taskrouter-worker-sid",
+        value_name = "SID"
+    )]
+    pub(crate) worker_sid: Option<String>,
+
+    /// Role, such as worker or supervisor
+    #[arg(id = "taskrouter-role", long = "taskrouter-role", value_name = "ROLE")]
+    pub(crate) role: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DecodeArgs {
+    /// The token, or - to read it from stdin
+    ///
+    /// Surrounding whitespace is ignored. Reading from stdin keeps the token out of the process
+    /// list.
+    #[arg(value_name = "TOKEN|-")]
+    pub(crate) token: String,
+
+    /// Print {"signature_checked": false, "header": …, "claims": …} as JSON, keys in token order
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Current time in Unix seconds for the relative times shown [default: the system clock]
+    ///
+    /// Makes the output reproducible, for tests and examples.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub(crate) now: Option<u64>,
+}
+
+/// Splits `KEY=VALUE` at the first `=`. The key must not be empty, but the value may be.
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some(("", _)) => Err("the key before '=' is empty".to_owned()),
+        Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
+        None => Err("expected KEY=VALUE, such as To=+15005550006".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn key_value_splits_at_first_equals() {
+        assert_eq!(
+            parse_key_value("To=a=b"),
+            Ok(("To".to_owned(), "a=b".to_owned()))
+        );
+        assert_eq!(parse_key_value("To="), Ok(("To".to_owned(), String::new())));
+    }
+
+    #[test]
+    fn key_value_without_key_rejected() {
+        assert_eq!(
+            parse_key_value("=x"),
+            Err("the key before '=' is empty".to_owned())
+        );
+        assert_eq!(
+            parse_key_value("x"),
+            Err("expected KEY=VALUE, such as To=+15005550006".to_owned())
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! The account SID, API key SID and API secret, from flags, the environment or a file.
+
+use std::ffi::OsString;
+
+use twilio_access_token::ApiSecret;
+use zeroize::Zeroizing;
+
+use crate::cli::MintArgs;
+use crate::error::CliError;
+use crate::input::{self, Source};
+
+/// Looks up an environment variable. The program passes `std::env::var_os`, and tests pass a
+/// table.
+pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+/// The values that sign a token. `Debug` is not derived, so the secret cannot be printed.
+pub(crate) struct Credentials {
+    pub(crate) account_sid: String,
+    pub(crate) api_key_sid: String,
+    pub(crate) api_secret: ApiSecret,
+}
+
+/// Collects the credentials: each flag first, then its environment variables.
+///
+/// The API secret comes from `--api-secret-file` or, without it, from `TWILIO_API_SECRET` or
+/// `TWILIO_API_KEY_SECRET`.
+///
+/// # Errors
+///
+/// Returns [`CliError::Input`] naming the flag and the variables when a value is missing, when
+/// two variables for one value disagree, or when a variable is not UTF-8, and the errors of
+/// reading the secret file.
+pub(crate) fn resolve(args: &MintArgs, env: Env<'_>) -> Result<Credentials, CliError> {
+    let account_sid = match &args.account_sid {
+        Some(sid) => sid.clone(),
+        None => env_value(env, "TWILIO_ACCOUNT_SID")?.ok_or_else(missing_account_sid)?,
+    };
+
+    let api_key_sid = match &args.api_key_sid {
+        Some(sid) => sid.clone(),
+        None => env_either(env, "TWILIO_API_KEY", "TWILIO_API_KEY_SID")?
+            .ok_or_else(missing_api_key_sid)?,
+    };
+
+    let api_secret = match Source::from_optional_arg(args.api_secret_file.as_ref()) {
+        Some(source) => read_secret(&source)?,
+        None => env_secret(env)?,
+    };
+
+    Ok(Credentials {
+        account_sid,
+        api_key_sid,
+        api_secret,
+    })
+}
+
+/// Returns a variable's value, treating an empty variable as unset.
+///
+/// # Errors
+///
+/// Returns [`CliError::Input`] when the value is not UTF-8. The message leaves the value out,
+/// because it may be a secret.
+pub(crate) fn env_value(env: Env<'_>, name: &str) -> Result<Option<String>, CliError> {
+    let Some(value) = env(name).filter(|value| !value.is_empty()) else {
+        return Ok(None);
+    };
+    value
+        .into_string()
+        .map(Some)
+        .map_err(|_| CliError::Input(format!("{name} is not valid UTF-8 text")))
+}
+
+/// Returns the value of whichever of two variables for the same thing is set.
+fn env_either(env: Env<'_>, first: &str, second: &str) -> Result<Option<String>, CliError> {
+    let first_value = env_value(env, first)?;
+    let second_value = env_value(env, second)?;
+    match (first_value, second_value) {
+        (Some(a), Some(b)) if a != b => Err(CliError::Input(format!(
+            "{first} and {second} are set to different values: unset one of them"
+        ))),
+        (Some(value), _) | (None, Some(value)) => Ok(Some(value)),
+        (None, None) => Ok(None),
+    }
+}
+
+fn env_secret(env: Env<'_>) -> Result<ApiSecret, CliError> {
+    let secret = env_either(env, "TWILIO_API_SECRET", "TWILIO_API_KEY_SECRET")?;
+    match secret {
+        Some(secret) => Ok(ApiSecret::new(secret)),
+        None if env_value(env, "TWILIO_AUTH_TOKEN")?.is_some() => Err(auth_token_instead()),
+        None => Err(missing_api_secret()),
+    }
+}
+
+/// Reads the secret from a file or stdin and removes one trailing `\n` or `\r\n`.
+fn read_secret(source: &Source) -> Result<ApiSecret, CliError> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    input::read_into(source, "the API secret", &mut bytes)?;
+    strip_one_newline(&mut bytes);
+
+    // The String takes over the buffer, so no copy of the secret is left behind.
+    match String::from_utf8(std::mem::take(&mut *bytes)) {
+        Ok(secret) => Ok(ApiSecret::new(secret)),
+        Err(error) => {
+            drop(Zeroizing::new(error.into_bytes()));
+            Err(CliError::Input(format!(
+                "the API secret from {source} is not UTF-8 text"
+            )))
+        }
+    }
+}
+
+/// Removes exactly one trailing newline, `\r\n` or `\n`, as a file written by an editor or
+/// `echo` ends with one.
+fn strip_one_newline(bytes: &mut Vec<u8>) {
+    if bytes.ends_with(b"\r\n") {
+        bytes.truncate(bytes.len() - 2);
+    } else if bytes.ends_with(b"\n") {
+        bytes.truncate(bytes.len() - 1);
+    }
+}
+
+fn missing_account_sid() -> CliError {
+    CliError::Input(
+        "the account SID is missing: pass --account-sid or set TWILIO_ACCOUNT_SID to your \
+         account's SID (AC…) from the Twilio Console"
+            .to_owned(),
+    )
+}
+
+fn missing_api_key_sid() -> CliError {
+    CliError::Input(
+        "the API key SID is missing: pass --api-key-sid or set TWILIO_API_KEY (or \
+         TWILIO_API_KEY_SID) to the SID (SK…) of an API key from the Twilio Console"
+            .to_owned(),
+    )
+}
+
+fn missing_api_secret() -> CliError {
+    CliError::Input(
+        "the API secret is missing: set TWILIO_API_SECRET (or TWILIO_API_KEY_SECRET) or pass \
+         --api-secret-file with the secret shown once when the API key was created"
+            .to_owned(),
+    )
+}
+
+fn auth_token_instead() -> CliError {
+    CliError::Input(
+        "the API secret is missing, and TWILIO_AUTH_TOKEN cannot replace it: Access Tokens are \
+         signed with an API key and its secret, not the Auth Token, so create an API key \
+         (Twilio Console > Account > API keys & tokens > Create API key, or \
+         `twilio api:core:keys:create`) and set TWILIO_API_SECRET or pass --api-secret-file"
+            .to_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| OsString::from(value))
+        }
+    }
+
+    #[test]
+    fn env_value_empty_is_unset() {
+        let env = table(&[("A", "")]);
+        assert_eq!(env_value(&env, "A").ok(), Some(None));
+    }
+
+    #[test]
+    fn env_either_same_values_accepted() {
+        let env = table(&[("A", "x"), ("B", "x")]);
+        assert_eq!(env_either(&env, "A", "B").ok(), Some(Some("x".to_owned())));
+        let env = table(&[("B", "y")]);
+        assert_eq!(env_either(&env, "A", "B").ok(), Some(Some("y".to_owned())));
+    }
+
+    #[test]
+    fn env_either_different_values_rejected() {
+        let env = table(&[("A", "x"), ("B", "y")]);
+        let error = env_either(&env, "A", "B").expect_err("values differ");
+        assert_eq!(
+            error.to_string(),
+            "A and B are set to different values: unset one of them"
+        );
+    }
+
+    #[test]
+    fn env_secret_auth_token_named() {
+        let env = table(&[("TWILIO_AUTH_TOKEN", "t")]);
+        let error = env_secret(&env).expect_err("no secret");
+        assert_eq!(error.to_string(), auth_token_instead().to_string());
+    }
+
+    #[test]
+    fn strip_one_newline_removes_one() {
+        for (input, expected) in [
+            (&b"s\n"[..], &b"s"[..]),
+            (b"s\r\n", b"s"),
+            (b"s\n\n", b"s\n"),
+            (b"s\r\n\r\n", b"s\r\n"),
+            (b"s\r", b"s\r"),
+            (b"s", b"s"),
+            (b"\n", b""),
+        ] {
+            let mut bytes = input.to_vec();
+            strip_one_newline(&mut bytes);
+            assert_eq!(bytes, expected, "{input:?}");
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The one error type of the command line.
+
+use std::fmt;
+use std::io;
+
+use twilio_access_token::{DecodeError, EndpointIdError, GrantJsonError, MintError, TtlError};
+
+/// The exit status for a usage or input error. Clap uses the same status for its own errors.
+pub(crate) const EXIT_USAGE: u8 = 2;
+
+/// Why a command failed. Every variant exits with [`EXIT_USAGE`].
+///
+/// No variant contains an API secret or a token, so printing any of them is safe.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// The library refused to build or mint the token.
+    Mint(MintError),
+    /// `--ttl` is not a usable lifetime.
+    Ttl(TtlError),
+    /// `--grants-json` has a grant that is not in Twilio's form.
+    GrantJson(GrantJsonError),
+    /// `--device-id` and `--app-name` do not make an endpoint id.
+    EndpointId(EndpointIdError),
+    /// The token given to `decode` is malformed.
+    Decode(DecodeError),
+    /// An input is missing or unusable. The message names the input and the fix.
+    Input(String),
+    /// A file or stdin could not be read.
+    Read {
+        /// The input being read, such as `the grants JSON from the file "grants.json"`.
+        what: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The grants document is not JSON.
+    GrantsNotJson {
+        /// The document's source, such as `stdin`.
+        origin: String,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// Writing the result to stdout failed for a reason other than a closed pipe.
+    Write(io::Error),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Mint(error) => error.fmt(f),
+            CliError::Ttl(error) => error.fmt(f),
+            CliError::GrantJson(error) => error.fmt(f),
+            CliError::EndpointId(error) => error.fmt(f),
+            CliError::Decode(error) => error.fmt(f),
+            CliError::Input(message) => f.write_str(message),
+            CliError::Read { what, .. } => write!(f, "failed to read {what}"),
+            CliError::GrantsNotJson { origin, .. } => {
+                write!(f, "the grants JSON from {origin} is not valid JSON")
+            }
+            CliError::Write(_) => f.write_str("failed to write to stdout"),
+        }
+    }
+}
+
+impl std::error::Error for CliError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CliError::Read { source, .. } => Some(source),
+            CliError::GrantsNotJson { source, .. } => Some(source),
+            CliError::Write(source) => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<MintError> for CliError {
+    fn from(error: MintError) -> Self {
+        CliError::Mint(error)
+    }
+}
+
+impl From<TtlError> for CliError {
+    fn from(error: TtlError) -> Self {
+        CliError::Ttl(error)
+    }
+}
+
+impl From<GrantJsonError> for CliError {
+    fn from(error: GrantJsonError) -> Self {
+        CliError::GrantJson(error)
+    }
+}
+
+impl From<EndpointIdError> for CliError {
+    fn from(error: EndpointIdError) -> Self {
+        CliError::EndpointId(error)
+    }
+}
+
+impl From<DecodeError> for CliError {
+    fn from(error: DecodeError) -> Self {
+        CliError::Decode(error)
+    }
+}

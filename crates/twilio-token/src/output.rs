@@ -1,0 +1,61 @@
+//! Writing results to stdout.
+
+use std::fmt::Write as _;
+use std::io::{self, ErrorKind, Write as _};
+
+use crate::error::CliError;
+
+/// Writes `text` to stdout. A closed pipe (`twilio-token decode - | head -1`) is not an error:
+/// the reader has all it wanted, so the program ends quietly.
+///
+/// # Errors
+///
+/// Returns [`CliError::Write`] for any other write failure, such as a full disk.
+pub(crate) fn write_stdout(text: &str) -> Result<(), CliError> {
+    let mut stdout = io::stdout().lock();
+    let result = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+
+    match result {
+        Err(error) if error.kind() != ErrorKind::BrokenPipe => Err(CliError::Write(error)),
+        _ => Ok(()),
+    }
+}
+
+/// Replaces every control character except the newline with a `\u00XX` escape.
+///
+/// Decoded tokens come from anyone, and a raw escape sequence in one could rewrite the user's
+/// terminal. The escape is also valid inside a JSON string, the only place serde_json leaves
+/// such characters (U+007F and U+0080 to U+009F) unescaped, so JSON output stays valid.
+pub(crate) fn escape_controls(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if character.is_control() && character != '\n' {
+            let _ = write!(escaped, "\\u{:04x}", u32::from(character));
+        } else {
+            escaped.push(character);
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_controls_keeps_newlines() {
+        assert_eq!(escape_controls("a\nb"), "a\nb");
+        assert_eq!(escape_controls("é ✓"), "é ✓");
+    }
+
+    #[test]
+    fn escape_controls_escapes_terminal_sequences() {
+        assert_eq!(escape_controls("\u{1b}[2J"), "\\u001b[2J");
+        assert_eq!(
+            escape_controls("x\u{9b}y\u{7f}\t"),
+            "x\\u009by\\u007f\\u0009"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Unix times as UTC dates (RFC 3339) and as spans relative to now.
+
+/// The last second of the year 9999, the largest time RFC 3339 can write.
+const MAX_RFC3339_SECS: u64 = 253_402_300_799;
+
+const SECS_PER_DAY: u64 = 86_400;
+
+/// Formats Unix seconds as an RFC 3339 UTC time, such as `2023-11-14T22:13:20Z`, or returns
+/// `None` after the year 9999.
+pub(crate) fn rfc3339(secs: u64) -> Option<String> {
+    if secs > MAX_RFC3339_SECS {
+        return None;
+    }
+
+    let days = secs / SECS_PER_DAY;
+    let of_day = secs % SECS_PER_DAY;
+    let (year, month, day) = civil_from_days(days);
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    ))
+}
+
+/// Describes `target` relative to `now`: `in 59m 12s`, `3h ago` or `now`.
+pub(crate) fn relative(target: u64, now: u64) -> String {
+    if target > now {
+        format!("in {}", span(target - now))
+    } else if target < now {
+        format!("{} ago", span(now - target))
+    } else {
+        "now".to_owned()
+    }
+}
+
+/// Writes a span in its two largest units of days, hours, minutes and seconds, leaving out a
+/// zero second unit: `1d 2h`, `59m 12s`, `3h`, `0s`.
+pub(crate) fn span(secs: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [(SECS_PER_DAY, "d"), (3600, "h"), (60, "m"), (1, "s")];
+
+    let Some(first) = UNITS.iter().position(|(size, _)| secs >= *size) else {
+        return "0s".to_owned();
+    };
+    let (size, name) = UNITS[first];
+    let mut text = format!("{}{name}", secs / size);
+
+    let rest = secs % size;
+    if let Some((next_size, next_name)) = UNITS.get(first + 1)
+        && rest / next_size > 0
+    {
+        text.push_str(&format!(" {}{next_name}", rest / next_size));
+    }
+    text
+}
+
+/// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day).
+///
+/// This is Howard Hinnant's `civil_from_days` algorithm, which counts in 400-year eras of
+/// 146097 days starting on 0000-03-01.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Days from 0000-03-01 to 1970-01-01.
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months counted from March, so February's leap day falls at the end of the year.
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            rfc3339(1_700_000_000).as_deref(),
+            Some("2023-11-14T22:13:20Z")
+        );
+        assert_eq!(
+            rfc3339(1_234_567_890).as_deref(),
+            Some("2009-02-13T23:31:30Z")
+        );
+        assert_eq!(
+            rfc3339(951_782_400).as_deref(),
+            Some("2000-02-29T00:00:00Z")
+        );
+        assert_eq!(
+            rfc3339(951_868_800).as_deref(),
+            Some("2000-03-01T00:00:00Z")
+        );
+        assert_eq!(
+            rfc3339(4_107_542_399).as_deref(),
+            Some("2100-02-28T23:59:59Z")
+        );
+        assert_eq!(
+            rfc3339(4_107_542_400).as_deref(),
+            Some("2100-03-01T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn rfc3339_after_year_9999_none() {
+        assert_eq!(
+            rfc3339(MAX_RFC3339_SECS).as_deref(),
+            Some("9999-12-31T23:59:59Z")
+        );
+        assert_eq!(rfc3339(MAX_RFC3339_SECS + 1), None);
+        assert_eq!(rfc3339(u64::MAX), None);
+    }
+
+    #[test]
+    fn span_two_largest_units() {
+        assert_eq!(span(0), "0s");
+        assert_eq!(span(59), "59s");
+        assert_eq!(span(3552), "59m 12s");
+        assert_eq!(span(3600), "1h");
+        assert_eq!(span(3 * 3600 + 5), "3h");
+        assert_eq!(span(86_400 + 2 * 3600 + 7), "1d 2h");
+        assert_eq!(span(86_400 + 59), "1d");
+    }
+
+    #[test]
+    fn relative_direction() {
+        assert_eq!(relative(100, 100), "now");
+        assert_eq!(relative(3652, 100), "in 59m 12s");
+        assert_eq!(relative(100, 10_900), "3h ago");
+    }
+}
