@@ -398,6 +398,12 @@ fn check_signature(
             .push("signature: no API key secret was given".into());
         return;
     }
+    if parts.header.get("alg").and_then(Value::as_str) != Some("HS256") {
+        report.skipped.push(
+            "signature: the header's alg is not HS256, so the signature was not checked".into(),
+        );
+        return;
+    }
     let signing_input = &token.as_bytes()[..parts.signing_input_len];
     let verifies =
         |secret: &[u8]| signature_matches(&new_hmac(secret), signing_input, &parts.signature);
@@ -449,6 +455,12 @@ fn check_signature(
              check that the token was not changed"
                 .into(),
         ),
+        // An account SID in iss was reported with its cause by the issuer checks.
+        None if SidKind::from_prefix(iss) == Some(SidKind::Account) => {
+            report
+                .skipped
+                .push("signature: iss is an account SID, so no API key secret applies".into());
+        }
         None => report.add(
             Severity::Error,
             "signature.unknown-key",
@@ -812,8 +824,9 @@ fn check_voice_identity(report: &mut Report, identity: &str) {
             "grants.voice-identity",
             None,
             format!(
-                "the identity {identity:?} contains {bad:?}: Twilio documents Voice identities as \
-                 letters, digits and underscore only"
+                "the identity {identity:?} contains {}: Twilio documents Voice identities as \
+                 letters, digits and underscore only",
+                describe_char(bad)
             ),
             "map the user to an identity of ASCII letters, digits and underscores for Voice".into(),
         );
@@ -828,6 +841,13 @@ fn check_voice_identity(report: &mut Report, identity: &str) {
             format!("the identity is {length} characters long: Voice allows at most 256"),
             "use a shorter identity".into(),
         );
+    }
+}
+
+fn describe_char(character: char) -> String {
+    match character {
+        ' ' => "a space".to_owned(),
+        _ => format!("{character:?}"),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::grants::{Grant, GrantJsonError};
 use crate::jwt::{CONTENT_TYPE, HmacSha256, new_hmac};
 use crate::secret::ApiSecret;
 use crate::sid::{SidError, SidKind, validate_sid};
+use crate::token::MAX_ISSUE_TIME;
 
 /// The default clock leeway: 60 seconds, applied to `exp` and `nbf`.
 pub const DEFAULT_LEEWAY_SECS: u64 = 60;
@@ -91,7 +92,8 @@ pub enum VerifyError {
     },
     /// The payload has no `exp`.
     MissingExpiry,
-    /// A time claim is not a non-negative integer below 2^53.
+    /// A time claim is not an integer from 0 to 100,000,086,400 (the year 5138), so it is
+    /// negative, fractional, not a number, or probably in milliseconds.
     InvalidTime {
         /// The claim: `exp`, `nbf` or `iat`.
         claim: &'static str,
@@ -144,6 +146,32 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
+    /// Returns a stable snake_case name of the variant, such as `expired`, for machine-readable
+    /// output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed(_) => "malformed",
+            VerifyError::UnsupportedAlgorithm { .. } => "unsupported_algorithm",
+            VerifyError::WrongType { .. } => "wrong_type",
+            VerifyError::WrongContentType { .. } => "wrong_content_type",
+            VerifyError::InvalidRegion => "invalid_region",
+            VerifyError::MissingIssuer => "missing_issuer",
+            VerifyError::UnknownApiKey { .. } => "unknown_api_key",
+            VerifyError::BadSignature { .. } => "bad_signature",
+            VerifyError::WrongAccount { .. } => "wrong_account",
+            VerifyError::MissingExpiry => "missing_expiry",
+            VerifyError::InvalidTime { .. } => "invalid_time",
+            VerifyError::Expired { .. } => "expired",
+            VerifyError::NotYetValid { .. } => "not_yet_valid",
+            VerifyError::LifetimeTooLong { .. } => "lifetime_too_long",
+            VerifyError::GrantsNotObject => "grants_not_object",
+            VerifyError::MissingIdentity => "missing_identity",
+            VerifyError::IdentityNotString { .. } => "identity_not_string",
+            VerifyError::InvalidGrant(_) => "invalid_grant",
+            VerifyError::Revoked { .. } => "revoked",
+        }
+    }
+
     /// Returns the Twilio error code the service reports for this kind of problem: 20101
     /// (invalid token), 20102 (header), 20103 (issuer or subject), 20104 (expired), 20105 (not
     /// yet valid), 20106 (grants), 20107 (signature) or 20157 (lifetime over 24 hours).
@@ -212,6 +240,11 @@ impl fmt::Display for VerifyError {
             VerifyError::MissingIssuer => f.write_str(
                 "the token has no iss: it must be the SID of the API key that signed it",
             ),
+            VerifyError::UnknownApiKey { iss } if iss.starts_with("AC") => write!(
+                f,
+                "the token's iss {iss:?} is an account SID: it was signed with the Auth Token or \
+                 has iss and sub swapped, but Access Tokens are issued by an API key (SK…)"
+            ),
             VerifyError::UnknownApiKey { iss } => write!(
                 f,
                 "the token was issued by {iss:?}, which is not one of the configured API keys: \
@@ -231,6 +264,15 @@ impl fmt::Display for VerifyError {
             ),
             VerifyError::MissingExpiry => {
                 f.write_str("the token has no exp: Twilio requires an expiry time")
+            }
+            VerifyError::InvalidTime { claim, value }
+                if value.parse::<u64>().is_ok_and(|time| time > MAX_ISSUE_TIME) =>
+            {
+                write!(
+                    f,
+                    "the {claim} claim {value} looks like milliseconds: Unix times in tokens are \
+                     in seconds"
+                )
             }
             VerifyError::InvalidTime { claim, value } => write!(
                 f,
@@ -256,7 +298,7 @@ impl fmt::Display for VerifyError {
                 write!(
                     f,
                     "the token lives {} from {from} to exp: Twilio rejects tokens that live \
-                     longer than 24 hours (error 20157)",
+                     longer than 24 hours",
                     format_duration(*lifetime)
                 )
             }
@@ -727,7 +769,11 @@ pub(crate) fn signature_matches(mac: &HmacSha256, signing_input: &[u8], signatur
     mac.verify_slice(signature).is_ok()
 }
 
-/// Reads a time claim: absent, or an integer from 0 to 2^53 - 1.
+/// The largest time claim accepted: the latest issue time plus the maximum lifetime. Larger
+/// values are almost always milliseconds.
+const MAX_TIME_CLAIM: u64 = MAX_ISSUE_TIME + MAX_LIFETIME_SECS;
+
+/// Reads a time claim: absent, or an integer from 0 to [`MAX_TIME_CLAIM`].
 pub(crate) fn time_claim(
     claims: &Map<String, Value>,
     claim: &'static str,
@@ -735,11 +781,38 @@ pub(crate) fn time_claim(
     match claims.get(claim) {
         None => Ok(None),
         Some(value) => match value.as_u64() {
-            Some(time) if time <= crate::json::MAX_SAFE_INTEGER => Ok(Some(time)),
+            Some(time) if time <= MAX_TIME_CLAIM => Ok(Some(time)),
             _ => Err(VerifyError::InvalidTime {
                 claim,
                 value: value.to_string(),
             }),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kind_names_variants() {
+        let expired = VerifyError::Expired {
+            exp: 1,
+            now: 100,
+            leeway: 60,
+        };
+        assert_eq!(expired.kind(), "expired");
+        let signature = VerifyError::BadSignature {
+            api_key_sid: "SK".into(),
+        };
+        assert_eq!(signature.kind(), "bad_signature");
+        assert_eq!(VerifyError::MissingIdentity.kind(), "missing_identity");
+    }
+
+    #[test]
+    fn duration_units_left_out_when_zero() {
+        assert_eq!(format_duration(0), "0s");
+        assert_eq!(format_duration(3661), "1h 1m 1s");
+        assert_eq!(format_duration(86_400 + 60), "1d 1m");
     }
 }

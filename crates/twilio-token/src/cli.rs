@@ -1,10 +1,12 @@
 //! Command-line arguments. The help text is the doc comments below.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Expands to the exit status table, a literal so that `concat!` can append it to other help.
+/// Expands to the exit status table of `mint` and `decode`, which never reject a token. It is a
+/// literal so that `concat!` can append it to other help.
 macro_rules! exit_status {
     () => {
         "\
@@ -14,16 +16,43 @@ Exit status:
     };
 }
 
+/// Expands to the exit status table of `verify` and `doctor`.
+macro_rules! check_exit_status {
+    () => {
+        "\
+Exit status:
+  0  no error was found in the token
+  1  the token was rejected (a malformed token counts as rejected)
+  2  usage or input error: a missing or invalid flag, credential or file"
+    };
+}
+
+/// The exit status table of the whole program.
+const PROGRAM_EXIT_STATUS: &str = "\
+Exit status:
+  0  success (for verify and doctor: no error was found in the token)
+  1  verify or doctor rejected the token (a malformed token counts as rejected)
+  2  usage or input error: a missing or invalid flag, credential or file, or a token that
+     decode cannot read";
+
+/// Expands to the environment variables that name the API key and its secret.
+macro_rules! key_environment {
+    () => {
+        concat!(
+            "  TWILIO_ACCOUNT_SID                        account SID, when --account-sid is not given\n",
+            "  TWILIO_API_KEY or TWILIO_API_KEY_SID      API key SID, when --api-key-sid is not given\n",
+            "  TWILIO_API_SECRET or TWILIO_API_KEY_SECRET\n",
+            "                                            API secret, when --api-secret-file is not given\n",
+        )
+    };
+}
+
 const EXIT_STATUS: &str = exit_status!();
 
 const MINT_AFTER_HELP: &str = concat!(
-    "\
-Environment:
-  TWILIO_ACCOUNT_SID                        account SID, when --account-sid is not given
-  TWILIO_API_KEY or TWILIO_API_KEY_SID      API key SID, when --api-key-sid is not given
-  TWILIO_API_SECRET or TWILIO_API_KEY_SECRET
-                                            API secret, when --api-secret-file is not given
-  TWILIO_REGION                             region, when --region is not given
+    "Environment:\n",
+    key_environment!(),
+    "  TWILIO_REGION                             region, when --region is not given
 An empty variable counts as unset. Where two names are listed, setting both to different values
 is an error. TWILIO_AUTH_TOKEN is not used, because Access Tokens are signed with an API key and
 its secret.
@@ -32,12 +61,29 @@ its secret.
     exit_status!()
 );
 
-/// Mint and inspect Twilio Access Tokens
+const CHECK_AFTER_HELP: &str = concat!(
+    "Environment:\n",
+    key_environment!(),
+    "\
+An empty variable counts as unset. Where two names are listed, setting both to different values
+is an error. TWILIO_AUTH_TOKEN is not used, because Access Tokens are signed with an API key and
+its secret.
+
+Key file (--key-file), one API key per line:
+  # production
+  SKfedcba9876543210fedcba9876543210=FAKEsecretDoNotUse0123456789abcd
+  SK00000000000000000000000000000002 FAKEsecondSecretDoNotUse01234567
+
+",
+    check_exit_status!()
+);
+
+/// Mint, verify and diagnose Twilio Access Tokens
 ///
 /// Access Tokens are the JWTs that Twilio's client SDKs (Conversations, Chat, Video, Voice, Sync,
 /// TaskRouter and Live) use to connect. They are signed with an API key and its secret.
 #[derive(Debug, Parser)]
-#[command(name = "twilio-token", version, after_long_help = EXIT_STATUS)]
+#[command(name = "twilio-token", version, after_long_help = PROGRAM_EXIT_STATUS)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -51,6 +97,25 @@ pub(crate) enum Command {
     /// only from the environment or --api-secret-file, so it never appears in the process list.
     #[command(after_long_help = MINT_AFTER_HELP)]
     Mint(Box<MintArgs>),
+
+    /// Check a token's signature and claims as Twilio does, and print a summary
+    ///
+    /// A valid token gets a one-line summary on stdout and exit status 0. A rejected token,
+    /// malformed ones included, gets `invalid: <reason> (Twilio error <code>)` on stderr and exit
+    /// status 1. The checks run in a fixed order and the first failure is reported: use doctor
+    /// to list every problem.
+    #[command(after_long_help = CHECK_AFTER_HELP)]
+    Verify(Box<VerifyArgs>),
+
+    /// List every problem in a token, with the Twilio error code and a fix for each
+    ///
+    /// Prints the findings by severity (errors, warnings, notes), the checks that could not be
+    /// made, and a verdict. Without an API secret the signature is not checked, and without an
+    /// account SID the account is not: the report lists the skipped checks, and the verdict is "not
+    /// verified".
+    /// Exit status 1 means at least one finding is an error.
+    #[command(after_long_help = CHECK_AFTER_HELP)]
+    Doctor(Box<DoctorArgs>),
 
     /// Print a token's header and claims without checking its signature
     ///
@@ -296,6 +361,108 @@ pub(crate) struct TaskRouterArgs {
     /// Role, such as worker or supervisor
     #[arg(id = "taskrouter-role", long = "taskrouter-role", value_name = "ROLE")]
     pub(crate) role: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The token, or - to read it from stdin
+    ///
+    /// Surrounding whitespace is ignored. Reading from stdin keeps the token out of the process
+    /// list.
+    #[arg(value_name = "TOKEN|-")]
+    pub(crate) token: String,
+
+    /// Account SID (AC…) the token must name in sub (required) [env: TWILIO_ACCOUNT_SID]
+    #[arg(long, value_name = "SID", help_heading = "Credentials")]
+    pub(crate) account_sid: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) keys: KeyArgs,
+
+    #[command(flatten)]
+    pub(crate) time: CheckTimeArgs,
+
+    /// Print the claims, or the error, as a JSON object
+    ///
+    /// A valid token gives {"valid": true, "identity", "grants", "unknown_grants", "iat", "nbf",
+    /// "exp", "iss", "sub", "jti", "region"}, with null for a claim the token does not have. A
+    /// rejected one gives {"valid": false, "error": {"twilio_code", "kind", "message"}}, on
+    /// stdout too. The exit status is the same as without --json.
+    #[arg(long, help_heading = "Output")]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    /// The token, or - to read it from stdin
+    ///
+    /// Whitespace around the token is reported as a problem, except for one trailing newline on
+    /// stdin, which shells and editors add.
+    #[arg(value_name = "TOKEN|-")]
+    pub(crate) token: String,
+
+    /// Account SID (AC…) the token should name in sub [env: TWILIO_ACCOUNT_SID]
+    ///
+    /// Without it, the account is not checked.
+    #[arg(long, value_name = "SID", help_heading = "Credentials")]
+    pub(crate) account_sid: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) keys: KeyArgs,
+
+    #[command(flatten)]
+    pub(crate) time: CheckTimeArgs,
+
+    /// Print {"verdict", "findings", "skipped"} as JSON
+    ///
+    /// verdict is valid, unverified or invalid. Each finding has severity (error, warning or
+    /// note), check, twilio_code (null when none applies), message and fix. skipped lists the
+    /// checks that could not be made, with the reason.
+    #[arg(long, help_heading = "Output")]
+    pub(crate) json: bool,
+}
+
+/// The API keys that `verify` and `doctor` check signatures with.
+#[derive(Debug, Args)]
+pub(crate) struct KeyArgs {
+    /// API key SID (SK…) whose secret checks the signature [env: TWILIO_API_KEY or
+    /// TWILIO_API_KEY_SID]
+    #[arg(long, value_name = "SID", help_heading = "Credentials")]
+    pub(crate) api_key_sid: Option<String>,
+
+    /// Read the API secret from a file, or from stdin with -
+    ///
+    /// Exactly one trailing newline (\n or \r\n) is removed. Without this flag the secret comes
+    /// from TWILIO_API_SECRET or TWILIO_API_KEY_SECRET. No flag takes the secret itself, so it
+    /// never appears in the process list.
+    #[arg(long, value_name = "PATH|-", help_heading = "Credentials")]
+    pub(crate) api_secret_file: Option<OsString>,
+
+    /// Read more API keys from a file: one SK…=SECRET or SK… SECRET per line
+    ///
+    /// The token's iss picks the key, so several keys, such as an old and a new one during a
+    /// rotation, can check tokens at once. They are added to the key from --api-key-sid. Blank
+    /// lines and lines starting with # are skipped. Whitespace around each line is removed, so
+    /// a secret cannot start or end with whitespace. On Unix a warning is printed when the file
+    /// can be read or written by other users.
+    #[arg(long, value_name = "PATH", help_heading = "Credentials")]
+    pub(crate) key_file: Option<PathBuf>,
+}
+
+/// The time `verify` and `doctor` check a token at, and the clock leeway.
+#[derive(Debug, Args)]
+pub(crate) struct CheckTimeArgs {
+    /// Clock leeway for exp and nbf: seconds or a duration such as 90s or 2m [default: 60]
+    ///
+    /// A token counts as expired when now > exp + leeway and as not yet valid when
+    /// nbf > now + leeway. A duration uses the units h, m and s, largest first. The maximum is
+    /// 1h: to check a token at another time, use --at.
+    #[arg(long, value_name = "DURATION", help_heading = "Time")]
+    pub(crate) leeway: Option<String>,
+
+    /// Check the token as of this time, in Unix seconds [default: the system clock]
+    #[arg(long, value_name = "UNIX_SECONDS", help_heading = "Time")]
+    pub(crate) at: Option<u64>,
 }
 
 #[derive(Debug, Args)]

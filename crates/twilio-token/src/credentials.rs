@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::MintArgs;
 use crate::error::CliError;
-use crate::input::{self, Source};
+use crate::input::{self, Source, strip_one_newline};
 
 /// Looks up an environment variable. The program passes `std::env::var_os`, and tests pass a
 /// table.
@@ -31,27 +31,77 @@ pub(crate) struct Credentials {
 /// two variables for one value disagree, or when a variable is not UTF-8, and the errors of
 /// reading the secret file.
 pub(crate) fn resolve(args: &MintArgs, env: Env<'_>) -> Result<Credentials, CliError> {
-    let account_sid = match &args.account_sid {
-        Some(sid) => sid.clone(),
-        None => env_value(env, "TWILIO_ACCOUNT_SID")?.ok_or_else(missing_account_sid)?,
-    };
-
-    let api_key_sid = match &args.api_key_sid {
-        Some(sid) => sid.clone(),
-        None => env_either(env, "TWILIO_API_KEY", "TWILIO_API_KEY_SID")?
-            .ok_or_else(missing_api_key_sid)?,
-    };
-
-    let api_secret = match Source::from_optional_arg(args.api_secret_file.as_ref()) {
-        Some(source) => read_secret(&source)?,
-        None => env_secret(env)?,
-    };
+    let account_sid =
+        account_sid(args.account_sid.as_ref(), env)?.ok_or_else(missing_account_sid)?;
+    let api_key_sid =
+        api_key_sid(args.api_key_sid.as_ref(), env)?.ok_or_else(missing_api_key_sid)?;
+    let api_secret =
+        api_secret(args.api_secret_file.as_ref(), env)?.ok_or_else(|| missing_api_secret(env))?;
 
     Ok(Credentials {
         account_sid,
         api_key_sid,
         api_secret,
     })
+}
+
+/// Returns `--account-sid`, or `TWILIO_ACCOUNT_SID` without it.
+///
+/// # Errors
+///
+/// Returns [`CliError::Input`] when the variable is not UTF-8.
+pub(crate) fn account_sid(flag: Option<&String>, env: Env<'_>) -> Result<Option<String>, CliError> {
+    match flag {
+        Some(sid) => Ok(Some(sid.clone())),
+        None => env_value(env, "TWILIO_ACCOUNT_SID"),
+    }
+}
+
+/// Returns `--api-key-sid`, or `TWILIO_API_KEY` or `TWILIO_API_KEY_SID` without it.
+///
+/// # Errors
+///
+/// Returns [`CliError::Input`] when a variable is not UTF-8 or the two variables differ.
+pub(crate) fn api_key_sid(flag: Option<&String>, env: Env<'_>) -> Result<Option<String>, CliError> {
+    match flag {
+        Some(sid) => Ok(Some(sid.clone())),
+        None => env_either(env, "TWILIO_API_KEY", "TWILIO_API_KEY_SID"),
+    }
+}
+
+/// Returns the secret from `secret_file`, or from `TWILIO_API_SECRET` or `TWILIO_API_KEY_SECRET`
+/// without it, or `None` when neither gives one.
+///
+/// # Errors
+///
+/// Returns the errors of reading the file, and [`CliError::Input`] when a variable is not UTF-8
+/// or the two variables differ.
+pub(crate) fn api_secret(
+    secret_file: Option<&OsString>,
+    env: Env<'_>,
+) -> Result<Option<ApiSecret>, CliError> {
+    match Source::from_optional_arg(secret_file) {
+        Some(source) => read_secret(&source).map(Some),
+        None => {
+            Ok(env_either(env, "TWILIO_API_SECRET", "TWILIO_API_KEY_SECRET")?.map(ApiSecret::new))
+        }
+    }
+}
+
+/// Returns true when `TWILIO_AUTH_TOKEN` is set, which suggests that the user took the Auth
+/// Token for the secret that signs Access Tokens. Only presence counts, so the value is never
+/// read as text.
+pub(crate) fn auth_token_set(env: Env<'_>) -> bool {
+    env("TWILIO_AUTH_TOKEN").is_some_and(|value| !value.is_empty())
+}
+
+/// Returns the error for a missing API secret, which explains the Auth Token when that is set.
+pub(crate) fn missing_api_secret(env: Env<'_>) -> CliError {
+    if auth_token_set(env) {
+        auth_token_instead()
+    } else {
+        no_api_secret()
+    }
 }
 
 /// Returns a variable's value, treating an empty variable as unset.
@@ -83,15 +133,6 @@ fn env_either(env: Env<'_>, first: &str, second: &str) -> Result<Option<String>,
     }
 }
 
-fn env_secret(env: Env<'_>) -> Result<ApiSecret, CliError> {
-    let secret = env_either(env, "TWILIO_API_SECRET", "TWILIO_API_KEY_SECRET")?;
-    match secret {
-        Some(secret) => Ok(ApiSecret::new(secret)),
-        None if env_value(env, "TWILIO_AUTH_TOKEN")?.is_some() => Err(auth_token_instead()),
-        None => Err(missing_api_secret()),
-    }
-}
-
 /// Reads the secret from a file or stdin and removes one trailing `\n` or `\r\n`.
 fn read_secret(source: &Source) -> Result<ApiSecret, CliError> {
     let mut bytes = Zeroizing::new(Vec::new());
@@ -110,17 +151,7 @@ fn read_secret(source: &Source) -> Result<ApiSecret, CliError> {
     }
 }
 
-/// Removes exactly one trailing newline, `\r\n` or `\n`, as a file written by an editor or
-/// `echo` ends with one.
-fn strip_one_newline(bytes: &mut Vec<u8>) {
-    if bytes.ends_with(b"\r\n") {
-        bytes.truncate(bytes.len() - 2);
-    } else if bytes.ends_with(b"\n") {
-        bytes.truncate(bytes.len() - 1);
-    }
-}
-
-fn missing_account_sid() -> CliError {
+pub(crate) fn missing_account_sid() -> CliError {
     CliError::Input(
         "the account SID is missing: pass --account-sid or set TWILIO_ACCOUNT_SID to your \
          account's SID (AC…) from the Twilio Console"
@@ -128,7 +159,7 @@ fn missing_account_sid() -> CliError {
     )
 }
 
-fn missing_api_key_sid() -> CliError {
+pub(crate) fn missing_api_key_sid() -> CliError {
     CliError::Input(
         "the API key SID is missing: pass --api-key-sid or set TWILIO_API_KEY (or \
          TWILIO_API_KEY_SID) to the SID (SK…) of an API key from the Twilio Console"
@@ -136,7 +167,7 @@ fn missing_api_key_sid() -> CliError {
     )
 }
 
-fn missing_api_secret() -> CliError {
+fn no_api_secret() -> CliError {
     CliError::Input(
         "the API secret is missing: set TWILIO_API_SECRET (or TWILIO_API_KEY_SECRET) or pass \
          --api-secret-file with the secret shown once when the API key was created"
@@ -196,26 +227,11 @@ mod tests {
     }
 
     #[test]
-    fn env_secret_auth_token_named() {
+    fn missing_secret_auth_token_named() {
         let env = table(&[("TWILIO_AUTH_TOKEN", "t")]);
-        let error = env_secret(&env).expect_err("no secret");
+        let error = missing_api_secret(&env);
         assert_eq!(error.to_string(), auth_token_instead().to_string());
-    }
-
-    #[test]
-    fn strip_one_newline_removes_one() {
-        for (input, expected) in [
-            (&b"s\n"[..], &b"s"[..]),
-            (b"s\r\n", b"s"),
-            (b"s\n\n", b"s\n"),
-            (b"s\r\n\r\n", b"s\r\n"),
-            (b"s\r", b"s\r"),
-            (b"s", b"s"),
-            (b"\n", b""),
-        ] {
-            let mut bytes = input.to_vec();
-            strip_one_newline(&mut bytes);
-            assert_eq!(bytes, expected, "{input:?}");
-        }
+        let error = missing_api_secret(&table(&[("TWILIO_AUTH_TOKEN", "")]));
+        assert_eq!(error.to_string(), no_api_secret().to_string());
     }
 }

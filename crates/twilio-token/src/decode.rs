@@ -8,7 +8,7 @@ use twilio_access_token::{Clock as _, SystemClock};
 
 use crate::cli::DecodeArgs;
 use crate::error::CliError;
-use crate::input::{self, Source};
+use crate::input;
 use crate::output::escape_controls;
 use crate::time;
 
@@ -25,7 +25,7 @@ const KNOWN_CLAIMS: [&str; 7] = ["jti", "iss", "sub", "grants", "iat", "nbf", "e
 ///
 /// Returns the [`CliError::Decode`] naming the malformed part, or an error reading stdin.
 pub(crate) fn run(args: &DecodeArgs) -> Result<String, CliError> {
-    let text = read_token(&args.token)?;
+    let text = input::read_token(&args.token)?;
     let token = decode_unverified(text.trim())?;
 
     let rendered = if args.json {
@@ -38,16 +38,6 @@ pub(crate) fn run(args: &DecodeArgs) -> Result<String, CliError> {
         render_text(&token, now)
     };
     Ok(escape_controls(&rendered))
-}
-
-/// Returns the argument itself, or the text on stdin for `-`.
-fn read_token(arg: &str) -> Result<String, CliError> {
-    if arg != "-" {
-        return Ok(arg.to_owned());
-    }
-    let bytes = input::read_bytes(&Source::Stdin, "the token")?;
-    String::from_utf8(bytes)
-        .map_err(|_| CliError::Input("the token from stdin is not UTF-8 text".to_owned()))
 }
 
 fn system_now() -> Result<u64, CliError> {

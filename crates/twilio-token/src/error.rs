@@ -3,12 +3,18 @@
 use std::fmt;
 use std::io;
 
-use twilio_access_token::{DecodeError, EndpointIdError, GrantJsonError, MintError, TtlError};
+use twilio_access_token::{
+    DecodeError, EndpointIdError, GrantJsonError, MintError, SidError, TtlError, VerifierError,
+};
+
+/// The exit status of `verify` and `doctor` when the token was checked and rejected.
+pub(crate) const EXIT_REJECTED: u8 = 1;
 
 /// The exit status for a usage or input error. Clap uses the same status for its own errors.
 pub(crate) const EXIT_USAGE: u8 = 2;
 
-/// Why a command failed. Every variant exits with [`EXIT_USAGE`].
+/// The reason a command failed. Every variant exits with [`EXIT_USAGE`], because a rejected token
+/// is a result, not a `CliError`.
 ///
 /// No variant contains an API secret or a token, so printing any of them is safe.
 #[derive(Debug)]
@@ -23,6 +29,10 @@ pub(crate) enum CliError {
     EndpointId(EndpointIdError),
     /// The token given to `decode` is malformed.
     Decode(DecodeError),
+    /// `--account-sid` or `--api-key-sid` of `verify` or `doctor` is not a valid SID.
+    Sid(SidError),
+    /// The verifier could not be built from the given keys and account.
+    Verifier(VerifierError),
     /// An input is missing or unusable. The message names the input and the fix.
     Input(String),
     /// A file or stdin could not be read.
@@ -51,6 +61,8 @@ impl fmt::Display for CliError {
             CliError::GrantJson(error) => error.fmt(f),
             CliError::EndpointId(error) => error.fmt(f),
             CliError::Decode(error) => error.fmt(f),
+            CliError::Sid(error) => error.fmt(f),
+            CliError::Verifier(error) => error.fmt(f),
             CliError::Input(message) => f.write_str(message),
             CliError::Read { what, .. } => write!(f, "failed to read {what}"),
             CliError::GrantsNotJson { origin, .. } => {
@@ -99,5 +111,17 @@ impl From<EndpointIdError> for CliError {
 impl From<DecodeError> for CliError {
     fn from(error: DecodeError) -> Self {
         CliError::Decode(error)
+    }
+}
+
+impl From<SidError> for CliError {
+    fn from(error: SidError) -> Self {
+        CliError::Sid(error)
+    }
+}
+
+impl From<VerifierError> for CliError {
+    fn from(error: VerifierError) -> Self {
+        CliError::Verifier(error)
     }
 }

@@ -78,9 +78,29 @@ pub(crate) fn read_into(source: &Source, what: &str, buffer: &mut Vec<u8>) -> Re
     Ok(())
 }
 
+/// Returns the argument itself, or the text on stdin for `-`.
+pub(crate) fn read_token(arg: &str) -> Result<String, CliError> {
+    if arg != "-" {
+        return Ok(arg.to_owned());
+    }
+    let bytes = read_bytes(&Source::Stdin, "the token")?;
+    String::from_utf8(bytes)
+        .map_err(|_| CliError::Input("the token from stdin is not UTF-8 text".to_owned()))
+}
+
 /// Reads one byte more than the limit, so the caller can tell a full input from a cut one.
 fn read_limited(reader: impl Read, bytes: &mut Vec<u8>) -> io::Result<usize> {
     reader.take(MAX_INPUT_BYTES + 1).read_to_end(bytes)
+}
+
+/// Removes exactly one trailing newline, `\r\n` or `\n`, as a file written by an editor or
+/// `echo` ends with one.
+pub(crate) fn strip_one_newline(bytes: &mut Vec<u8>) {
+    if bytes.ends_with(b"\r\n") {
+        bytes.truncate(bytes.len() - 2);
+    } else if bytes.ends_with(b"\n") {
+        bytes.truncate(bytes.len() - 1);
+    }
 }
 
 #[cfg(test)]
@@ -113,5 +133,22 @@ mod tests {
             error.to_string(),
             "failed to read the grants JSON from the file \"/nonexistent/twilio-token-test\""
         );
+    }
+
+    #[test]
+    fn strip_one_newline_removes_one() {
+        for (input, expected) in [
+            (&b"s\n"[..], &b"s"[..]),
+            (b"s\r\n", b"s"),
+            (b"s\n\n", b"s\n"),
+            (b"s\r\n\r\n", b"s\r\n"),
+            (b"s\r", b"s\r"),
+            (b"s", b"s"),
+            (b"\n", b""),
+        ] {
+            let mut bytes = input.to_vec();
+            strip_one_newline(&mut bytes);
+            assert_eq!(bytes, expected, "{input:?}");
+        }
     }
 }

@@ -1,18 +1,23 @@
-//! The `twilio-token` command line: mints Twilio Access Tokens and shows what a token contains.
+//! The `twilio-token` command line: mints, verifies and diagnoses Twilio Access Tokens, and shows
+//! what a token contains.
 //!
 //! Results go to stdout and errors to stderr, once, as `error: <message>`. The exit status is 0
-//! on success and 2 for a usage or input error. A closed stdout (a broken pipe) ends the program
-//! quietly with status 0.
+//! on success, 1 when `verify` or `doctor` rejects the token, and 2 for a usage or input error.
+//! A closed stdout (a broken pipe) ends the program quietly with the status it would have had.
 
+mod check;
 mod cli;
 mod credentials;
 mod decode;
+mod doctor;
 mod error;
 mod grants;
 mod input;
+mod keys;
 mod mint;
 mod output;
 mod time;
+mod verify;
 
 use std::io::{self, Write as _};
 use std::process::ExitCode;
@@ -21,22 +26,26 @@ use clap::Parser as _;
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
+use crate::output::Outcome;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
 
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(error) => report(&error),
     }
 }
 
-fn run(cli: Cli) -> Result<(), CliError> {
-    let text = match cli.command {
-        Command::Mint(args) => mint::run(&args)?,
-        Command::Decode(args) => decode::run(&args)?,
+/// Runs the command and returns its exit status.
+fn run(cli: Cli) -> Result<u8, CliError> {
+    let outcome = match cli.command {
+        Command::Mint(args) => Outcome::success(mint::run(&args)?),
+        Command::Verify(args) => verify::run(&args)?,
+        Command::Doctor(args) => doctor::run(&args)?,
+        Command::Decode(args) => Outcome::success(decode::run(&args)?),
     };
-    output::write_stdout(&text)
+    outcome.emit()
 }
 
 /// Writes the error and its causes to stderr on one line and returns exit status 2.

@@ -3,7 +3,43 @@
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Write as _};
 
-use crate::error::CliError;
+use crate::error::{CliError, EXIT_REJECTED};
+
+/// The text a command prints, and whether it rejected the token.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    /// The result, for stdout.
+    pub(crate) stdout: String,
+    /// The rejection message of `verify`, for stderr.
+    pub(crate) stderr: String,
+    /// True when the token was checked and rejected, which gives exit status 1.
+    pub(crate) rejected: bool,
+}
+
+impl Outcome {
+    /// Returns an outcome that prints `text` on stdout and exits with status 0.
+    pub(crate) fn success(text: String) -> Outcome {
+        Outcome {
+            stdout: text,
+            ..Outcome::default()
+        }
+    }
+
+    /// Writes stdout and then stderr, and returns the exit status: 1 when the token was
+    /// rejected, otherwise 0.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CliError::Write`] when stdout fails for a reason other than a closed pipe.
+    pub(crate) fn emit(self) -> Result<u8, CliError> {
+        write_stdout(&self.stdout)?;
+        if !self.stderr.is_empty() {
+            // Nothing is left to report to if stderr itself fails.
+            let _ = io::stderr().lock().write_all(self.stderr.as_bytes());
+        }
+        Ok(if self.rejected { EXIT_REJECTED } else { 0 })
+    }
+}
 
 /// Writes `text` to stdout. A closed pipe (`twilio-token decode - | head -1`) is not an error:
 /// the reader has all it wanted, so the program ends quietly.
@@ -21,6 +57,12 @@ pub(crate) fn write_stdout(text: &str) -> Result<(), CliError> {
         Err(error) if error.kind() != ErrorKind::BrokenPipe => Err(CliError::Write(error)),
         _ => Ok(()),
     }
+}
+
+/// Writes `warning: <message>` to stderr, for a problem that does not stop the command.
+pub(crate) fn warn(message: &str) {
+    // Nothing is left to report to if stderr itself fails.
+    let _ = writeln!(io::stderr().lock(), "warning: {}", escape_controls(message));
 }
 
 /// Replaces every control character except the newline with a `\u00XX` escape.

@@ -54,6 +54,64 @@ pub(crate) fn span(secs: u64) -> String {
     text
 }
 
+/// The largest leeway `--leeway` accepts: one hour. A longer one would accept tokens long
+/// expired, and `--at` is the way to check a token at another time.
+pub(crate) const MAX_LEEWAY_SECS: u64 = 3600;
+
+/// Parses a leeway: whole seconds (`90`) or a duration in the units `h`, `m` and `s`, largest
+/// first (`90s`, `2m`, `1m30s`), from 0 to [`MAX_LEEWAY_SECS`].
+///
+/// # Errors
+///
+/// Returns a message naming the value and the accepted forms.
+pub(crate) fn parse_leeway(text: &str) -> Result<u64, String> {
+    let secs = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        // Only overflow fails here, and an overflowing value is over the maximum too.
+        Some(text.parse::<u64>().unwrap_or(u64::MAX))
+    } else {
+        parse_duration(text)
+    };
+    match secs {
+        Some(secs) if secs <= MAX_LEEWAY_SECS => Ok(secs),
+        Some(_) => Err(format!(
+            "the leeway {text:?} is over 1h: use at most 3600 seconds, or --at to check the \
+             token at another time"
+        )),
+        None => Err(format!(
+            "the leeway {text:?} is not a number of seconds or a duration: write 60, 90s or 2m"
+        )),
+    }
+}
+
+/// Parses a duration such as `1m30s` into seconds. Each unit of `h`, `m` and `s` may appear
+/// once, largest first. Returns `None` for any other text, and saturates on overflow.
+fn parse_duration(text: &str) -> Option<u64> {
+    const UNITS: [(char, u64); 3] = [('h', 3600), ('m', 60), ('s', 1)];
+
+    if text.is_empty() {
+        return None;
+    }
+    let mut rest = text;
+    let mut total: u64 = 0;
+    let mut next_unit = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let number = rest[..digits].parse::<u64>().unwrap_or(u64::MAX);
+        let unit = rest[digits..].chars().next()?;
+        let position = UNITS[next_unit..]
+            .iter()
+            .position(|(name, _)| *name == unit)?;
+        let (_, scale) = UNITS[next_unit + position];
+        total = total.saturating_add(number.saturating_mul(scale));
+        next_unit += position + 1;
+        rest = &rest[digits + unit.len_utf8()..];
+    }
+    Some(total)
+}
+
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day).
 ///
 /// This is Howard Hinnant's `civil_from_days` algorithm, which counts in 400-year eras of
@@ -130,6 +188,40 @@ mod tests {
         assert_eq!(span(3 * 3600 + 5), "3h");
         assert_eq!(span(86_400 + 2 * 3600 + 7), "1d 2h");
         assert_eq!(span(86_400 + 59), "1d");
+    }
+
+    #[test]
+    fn parse_leeway_forms() {
+        assert_eq!(parse_leeway("0"), Ok(0));
+        assert_eq!(parse_leeway("60"), Ok(60));
+        assert_eq!(parse_leeway("90s"), Ok(90));
+        assert_eq!(parse_leeway("2m"), Ok(120));
+        assert_eq!(parse_leeway("1m30s"), Ok(90));
+        assert_eq!(parse_leeway("1h"), Ok(3600));
+        assert_eq!(parse_leeway("3600"), Ok(3600));
+    }
+
+    #[test]
+    fn parse_leeway_rejects_bad_text() {
+        for text in [
+            "", "-5", "1.5", "s", "5x", "30s1m", "1m1m", " 60", "2d", "1h1s",
+        ] {
+            assert!(parse_leeway(text).is_err(), "{text:?}");
+        }
+        assert_eq!(
+            parse_leeway("61m"),
+            Err(
+                "the leeway \"61m\" is over 1h: use at most 3600 seconds, or --at to check the \
+                 token at another time"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            parse_leeway("99999999999999999999s"),
+            Err("the leeway \"99999999999999999999s\" is over 1h: use at most 3600 seconds, or --at \
+                 to check the token at another time"
+                .to_owned())
+        );
     }
 
     #[test]

@@ -76,6 +76,20 @@ fn help_decode_snapshot() {
 }
 
 #[test]
+fn help_verify_snapshot() {
+    let mut command = twilio_token();
+    command.args(["verify", "--help"]);
+    insta::assert_snapshot!("help_verify", success(command));
+}
+
+#[test]
+fn help_doctor_snapshot() {
+    let mut command = twilio_token();
+    command.args(["doctor", "--help"]);
+    insta::assert_snapshot!("help_doctor", success(command));
+}
+
+#[test]
 fn mint_missing_account_sid_named() {
     let mut command = twilio_token();
     command
