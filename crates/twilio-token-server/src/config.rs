@@ -1,0 +1,634 @@
+//! Configuration: one TOML file plus environment variables, validated once at start-up.
+//!
+//! The file's sections are `[server]`, `[auth]` (with `[auth.users]` and `[[auth.api_keys]]`),
+//! `[[profiles]]` (with `[[profiles.api_keys]]`) and `[[policy.rules]]`. The usual Twilio
+//! environment variables fill in the profile named `default`, so a Twilio quickstart's `.env`
+//! works unchanged.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use twilio_access_token::{
+    ApiSecret, SidKind, Ttl, validate_region, validate_sid, validate_sync_service_sid,
+};
+
+use crate::pattern::Pattern;
+
+/// The default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// An invalid configuration value: the key, and what is wrong with it and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key, such as `profiles[0].account_sid` or `TWILIO_API_SECRET`.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The configuration file as written. See the module documentation for the layout.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// `[auth]`.
+    #[serde(default)]
+    pub auth: AuthSection,
+    /// `[[profiles]]`.
+    #[serde(default)]
+    pub profiles: Vec<ProfileSection>,
+    /// `[policy]`.
+    #[serde(default)]
+    pub policy: PolicySection,
+}
+
+/// `[server]`: listening, limits and browser rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address and port to listen on. Default `127.0.0.1:8080`.
+    pub listen: String,
+    /// Origins whose browsers may call the server with credentials, such as
+    /// `https://app.example.com`. Default: none (same-origin only).
+    pub allowed_origins: Vec<String>,
+    /// Trust `X-Forwarded-Proto: https` from a proxy for the cookie's `Secure` flag. Default
+    /// false.
+    pub trust_forwarded_proto: bool,
+    /// Folder for the SQLite files and the generated cookie key. Default `./twilio-token-data`.
+    pub data_dir: PathBuf,
+    /// Share of the TTL before expiry at which clients should refresh, from 0.05 to 0.5.
+    /// Default 0.2: a one-hour token is refreshed after 48 minutes.
+    pub refresh_before_expiry: f64,
+    /// Seconds a request may take. Default 10.
+    pub request_timeout_secs: u64,
+    /// Largest request body in bytes. Default 16384.
+    pub body_limit_bytes: usize,
+    /// Seconds in-flight requests get to finish after SIGINT or SIGTERM. Default 30.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: DEFAULT_LISTEN.to_owned(),
+            allowed_origins: Vec::new(),
+            trust_forwarded_proto: false,
+            data_dir: PathBuf::from("twilio-token-data"),
+            refresh_before_expiry: 0.2,
+            request_timeout_secs: 10,
+            body_limit_bytes: 16 * 1024,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// `[auth]`: which providers run, in which order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Providers tried in order; the first that recognises the request's credentials decides.
+    /// Default `["api_key", "users"]`.
+    pub order: Vec<String>,
+    /// `[auth.users]`: the built-in user store. Absent means disabled.
+    pub users: Option<UsersSection>,
+    /// `[[auth.api_keys]]`: static bearer keys for backends.
+    pub api_keys: Vec<ApiKeySection>,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            order: vec!["api_key".into(), "users".into()],
+            users: None,
+            api_keys: Vec::new(),
+        }
+    }
+}
+
+/// `[auth.users]`: the built-in user store with password login and session cookies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsersSection {
+    /// SQLite file, relative to `data_dir` unless absolute. Default `users.sqlite3`.
+    pub database: PathBuf,
+    /// Session lifetime in seconds. Default 43200 (12 hours).
+    pub session_ttl_secs: u64,
+    /// Session cookie name. Default `twilio_token_session`.
+    pub cookie_name: String,
+}
+
+impl Default for UsersSection {
+    fn default() -> Self {
+        UsersSection {
+            database: PathBuf::from("users.sqlite3"),
+            session_ttl_secs: 12 * 3600,
+            cookie_name: "twilio_token_session".into(),
+        }
+    }
+}
+
+/// `[[auth.api_keys]]`: one static bearer key, stored as a hash.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySection {
+    /// A name for logs and audit, such as `billing-backend`.
+    pub name: String,
+    /// `sha256:` and the hex SHA-256 of the key, as `twilio-token api-key generate` prints.
+    pub hash: String,
+    /// The identity tokens get when the request names none.
+    pub identity: Option<String>,
+    /// A pattern of identities the key may request tokens for with `identity` in the request.
+    /// Absent means the key may not act for others.
+    pub may_act_for: Option<String>,
+    /// Groups the key's requests belong to, for policy rules.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// `[[profiles]]`: one Twilio account and the services it serves.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSection {
+    /// The profile name policy rules refer to. Default `default`.
+    #[serde(default = "default_profile_name")]
+    pub name: String,
+    /// The account SID (`AC…`).
+    pub account_sid: Option<String>,
+    /// The region written as `twr`, such as `ie1`.
+    pub region: Option<String>,
+    /// The SID of the API key that signs new tokens. Default: the first key.
+    pub signing_key: Option<String>,
+    /// The API keys, each with its secret from an environment variable or a file.
+    #[serde(default)]
+    pub api_keys: Vec<KeySection>,
+    /// Conversations or Chat service SID (`IS…`).
+    pub chat_service_sid: Option<String>,
+    /// Sync service SID (`IS…` or `default`).
+    pub sync_service_sid: Option<String>,
+    /// TwiML application SID (`AP…`) for outgoing Voice calls.
+    pub voice_application_sid: Option<String>,
+    /// Push credential SID (`CR…`) for Chat and Voice notifications.
+    pub push_credential_sid: Option<String>,
+    /// TaskRouter workspace SID (`WS…`).
+    pub taskrouter_workspace_sid: Option<String>,
+    /// App name for legacy Chat endpoint ids (`app:identity:device`). When set, a request's
+    /// `device_id` builds the endpoint id.
+    pub endpoint_app_name: Option<String>,
+}
+
+fn default_profile_name() -> String {
+    "default".into()
+}
+
+/// `[[profiles.api_keys]]`: an API key and where its secret comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySection {
+    /// The API key SID (`SK…`).
+    pub sid: String,
+    /// Environment variable holding the secret.
+    pub secret_env: Option<String>,
+    /// File holding the secret; one trailing newline is removed.
+    pub secret_file: Option<PathBuf>,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Rules tried in order; the first whose identities or groups match decides.
+    #[serde(default)]
+    pub rules: Vec<RuleSection>,
+}
+
+/// `[[policy.rules]]`: who gets which grants, from which profile, for how long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSection {
+    /// Identity patterns this rule applies to, such as `["*"]` or `["staff-*"]`.
+    #[serde(default)]
+    pub identities: Vec<String>,
+    /// Groups this rule applies to; a caller in any of them matches.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The profile tokens are minted with. Default `default`.
+    #[serde(default = "default_profile_name")]
+    pub profile: String,
+    /// TTL in seconds when the request asks for none. Default 3600.
+    pub ttl: Option<u64>,
+    /// Largest TTL a request may ask for. Default: the default TTL.
+    pub max_ttl: Option<u64>,
+    /// The grants to issue.
+    #[serde(default)]
+    pub grants: GrantsSection,
+}
+
+/// The grants a rule issues. An absent grant is not issued.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsSection {
+    /// Chat on the profile's Chat service.
+    pub chat: Option<ChatRule>,
+    /// Video.
+    pub video: Option<VideoRule>,
+    /// Voice.
+    pub voice: Option<VoiceRule>,
+    /// Sync on the profile's Sync service.
+    pub sync: Option<EmptyRule>,
+    /// TaskRouter on the profile's workspace.
+    pub task_router: Option<TaskRouterRule>,
+}
+
+/// Chat grant settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRule {
+    /// Deployment role SID (`RL…`).
+    pub role_sid: Option<String>,
+}
+
+/// Video grant settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoRule {
+    /// Room name patterns a request may ask for. Empty: no room may be asked for, and the
+    /// token allows any room.
+    #[serde(default)]
+    pub rooms: Vec<String>,
+}
+
+/// Voice grant settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceRule {
+    /// Allow incoming calls.
+    #[serde(default)]
+    pub incoming: bool,
+    /// Allow outgoing calls through the profile's TwiML application.
+    #[serde(default)]
+    pub outgoing: bool,
+}
+
+/// A grant with no settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyRule {}
+
+/// TaskRouter grant settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRouterRule {
+    /// The role, such as `worker` or `supervisor`.
+    pub role: Option<String>,
+}
+
+/// Reads and parses a configuration file.
+///
+/// # Errors
+///
+/// Returns a [`ConfigError`] naming the file when it cannot be read, or the key when it is not
+/// valid TOML of the expected shape.
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let key = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| ConfigError::new(&key, format!("cannot read the file: {error}")))?;
+    parse(&text).map_err(|error| ConfigError::new(format!("{key}: {}", error.key), error.message))
+}
+
+/// Parses configuration text.
+///
+/// # Errors
+///
+/// Returns a [`ConfigError`] with the TOML parser's position and message.
+pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|error| {
+        let key = error
+            .span()
+            .map(|span| {
+                let line = text[..span.start].matches('\n').count() + 1;
+                format!("line {line}")
+            })
+            .unwrap_or_else(|| "file".into());
+        ConfigError::new(key, error.message().to_owned())
+    })
+}
+
+/// The environment, as a list of variables, so tests can pass their own.
+pub type Environment = BTreeMap<String, String>;
+
+/// Reads the process environment, keeping only the variables this server uses.
+pub fn process_environment() -> Environment {
+    std::env::vars()
+        .filter(|(name, _)| name.starts_with("TWILIO_"))
+        .collect()
+}
+
+/// Looks up a variable, treating an empty value as unset.
+fn env<'a>(environment: &'a Environment, names: &[&str]) -> Option<(&'a str, String)> {
+    names.iter().find_map(|name| {
+        environment
+            .get_key_value(*name)
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| (name.as_str(), value.clone()))
+    })
+}
+
+/// A setter for one optional field of a profile.
+type ProfileField = fn(&mut ProfileSection) -> &mut Option<String>;
+
+/// Applies the Twilio environment variables to the profile named `default`, creating it when
+/// any of them is set: `TWILIO_ACCOUNT_SID`, `TWILIO_API_KEY` or `TWILIO_API_KEY_SID`,
+/// `TWILIO_API_SECRET` or `TWILIO_API_KEY_SECRET`, `TWILIO_CHAT_SERVICE_SID` or
+/// `TWILIO_CONVERSATIONS_SERVICE_SID`, `TWILIO_SYNC_SERVICE_SID`, `TWILIO_TWIML_APP_SID`,
+/// `TWILIO_PUSH_CREDENTIAL_SID`, `TWILIO_TASKROUTER_WORKSPACE_SID` and `TWILIO_REGION`.
+/// Environment values win over the file.
+pub fn apply_environment(file: &mut FileConfig, environment: &Environment) {
+    let string_vars: [(&[&str], ProfileField); 7] = [
+        (&["TWILIO_ACCOUNT_SID"], |p| &mut p.account_sid),
+        (
+            &[
+                "TWILIO_CHAT_SERVICE_SID",
+                "TWILIO_CONVERSATIONS_SERVICE_SID",
+            ],
+            |p| &mut p.chat_service_sid,
+        ),
+        (&["TWILIO_SYNC_SERVICE_SID"], |p| &mut p.sync_service_sid),
+        (&["TWILIO_TWIML_APP_SID"], |p| &mut p.voice_application_sid),
+        (&["TWILIO_PUSH_CREDENTIAL_SID"], |p| {
+            &mut p.push_credential_sid
+        }),
+        (&["TWILIO_TASKROUTER_WORKSPACE_SID"], |p| {
+            &mut p.taskrouter_workspace_sid
+        }),
+        (&["TWILIO_REGION"], |p| &mut p.region),
+    ];
+    let key_sid = env(environment, &["TWILIO_API_KEY", "TWILIO_API_KEY_SID"]);
+    let any_set = key_sid.is_some()
+        || string_vars
+            .iter()
+            .any(|(names, _)| env(environment, names).is_some());
+    if !any_set {
+        return;
+    }
+
+    let index = match file
+        .profiles
+        .iter()
+        .position(|profile| profile.name == "default")
+    {
+        Some(index) => index,
+        None => {
+            file.profiles.push(ProfileSection {
+                name: "default".into(),
+                ..ProfileSection::default()
+            });
+            file.profiles.len() - 1
+        }
+    };
+    let profile = &mut file.profiles[index];
+    for (names, field) in string_vars {
+        if let Some((_, value)) = env(environment, names) {
+            *field(profile) = Some(value);
+        }
+    }
+    if let Some((_, sid)) = key_sid {
+        let secret_env = env(environment, &["TWILIO_API_SECRET", "TWILIO_API_KEY_SECRET"])
+            .map(|(name, _)| name.to_owned())
+            .unwrap_or_else(|| "TWILIO_API_SECRET".into());
+        profile.api_keys.retain(|key| key.sid != sid);
+        profile.api_keys.insert(
+            0,
+            KeySection {
+                sid: sid.clone(),
+                secret_env: Some(secret_env),
+                secret_file: None,
+            },
+        );
+        profile.signing_key = Some(sid);
+    }
+}
+
+/// A validated profile: one account, its keys and services.
+#[derive(Clone)]
+pub struct Profile {
+    /// The profile name.
+    pub name: String,
+    /// The account SID.
+    pub account_sid: String,
+    /// The region, if any.
+    pub region: Option<String>,
+    /// The API keys, the signing key first.
+    pub keys: Vec<(String, ApiSecret)>,
+    /// The service SIDs and settings as configured.
+    pub services: ProfileSection,
+    /// True when the profile uses the demo placeholders, whose tokens Twilio rejects.
+    pub placeholder: bool,
+}
+
+impl fmt::Debug for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sids: Vec<&str> = self.keys.iter().map(|(sid, _)| sid.as_str()).collect();
+        f.debug_struct("Profile")
+            .field("name", &self.name)
+            .field("account_sid", &self.account_sid)
+            .field("region", &self.region)
+            .field("api_keys", &sids)
+            .field("placeholder", &self.placeholder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Profile {
+    /// Returns the SID and secret of the key that signs new tokens.
+    pub fn signing_key(&self) -> (&str, &ApiSecret) {
+        let (sid, secret) = &self.keys[0];
+        (sid, secret)
+    }
+}
+
+/// Reads a secret from the environment or a file, as a key section says.
+fn read_secret(
+    key: &str,
+    section: &KeySection,
+    environment: &Environment,
+    base_dir: &Path,
+) -> Result<ApiSecret, ConfigError> {
+    match (&section.secret_env, &section.secret_file) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            key,
+            "both secret_env and secret_file are set: keep one",
+        )),
+        (None, None) => Err(ConfigError::new(
+            key,
+            "the key has no secret: set secret_env to an environment variable or secret_file to \
+             a file that holds it",
+        )),
+        (Some(name), None) => match environment.get(name).filter(|value| !value.is_empty()) {
+            Some(value) => Ok(ApiSecret::new(value.clone())),
+            None => Err(ConfigError::new(
+                format!("{key}.secret_env"),
+                format!(
+                    "the environment variable {name} is not set: set it to the API key's secret \
+                     (Access Tokens are signed with an API key secret, not the Auth Token)"
+                ),
+            )),
+        },
+        (None, Some(path)) => {
+            let path = base_dir.join(path);
+            let mut text = std::fs::read_to_string(&path).map_err(|error| {
+                ConfigError::new(
+                    format!("{key}.secret_file"),
+                    format!("cannot read {}: {error}", path.display()),
+                )
+            })?;
+            if text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            Ok(ApiSecret::new(text))
+        }
+    }
+}
+
+fn check_sid(key: String, kind: SidKind, value: &Option<String>) -> Result<(), ConfigError> {
+    match value {
+        Some(value) => {
+            validate_sid(kind, value).map_err(|error| ConfigError::new(key, error.to_string()))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Validates one profile and loads its secrets.
+pub(crate) fn build_profile(
+    index: usize,
+    section: &ProfileSection,
+    environment: &Environment,
+    base_dir: &Path,
+) -> Result<Profile, ConfigError> {
+    let prefix = format!("profiles[{index}] ({})", section.name);
+    let Some(account_sid) = section.account_sid.clone() else {
+        return Err(ConfigError::new(
+            format!("{prefix}.account_sid"),
+            "missing: set it to the account SID (AC…) or set TWILIO_ACCOUNT_SID",
+        ));
+    };
+    check_sid(
+        format!("{prefix}.account_sid"),
+        SidKind::Account,
+        &section.account_sid,
+    )?;
+    if let Some(region) = &section.region {
+        validate_region(region)
+            .map_err(|error| ConfigError::new(format!("{prefix}.region"), error.to_string()))?;
+    }
+    check_sid(
+        format!("{prefix}.chat_service_sid"),
+        SidKind::Service,
+        &section.chat_service_sid,
+    )?;
+    if let Some(sid) = &section.sync_service_sid {
+        validate_sync_service_sid(sid).map_err(|error| {
+            ConfigError::new(format!("{prefix}.sync_service_sid"), error.to_string())
+        })?;
+    }
+    check_sid(
+        format!("{prefix}.voice_application_sid"),
+        SidKind::Application,
+        &section.voice_application_sid,
+    )?;
+    check_sid(
+        format!("{prefix}.push_credential_sid"),
+        SidKind::Credential,
+        &section.push_credential_sid,
+    )?;
+    check_sid(
+        format!("{prefix}.taskrouter_workspace_sid"),
+        SidKind::Workspace,
+        &section.taskrouter_workspace_sid,
+    )?;
+
+    if section.api_keys.is_empty() {
+        return Err(ConfigError::new(
+            format!("{prefix}.api_keys"),
+            "no API key: add [[profiles.api_keys]] with sid and secret_env, or set TWILIO_API_KEY \
+             and TWILIO_API_SECRET",
+        ));
+    }
+    let mut keys = Vec::with_capacity(section.api_keys.len());
+    for (key_index, key) in section.api_keys.iter().enumerate() {
+        let key_name = format!("{prefix}.api_keys[{key_index}]");
+        validate_sid(SidKind::ApiKey, &key.sid)
+            .map_err(|error| ConfigError::new(format!("{key_name}.sid"), error.to_string()))?;
+        if keys.iter().any(|(sid, _)| sid == &key.sid) {
+            return Err(ConfigError::new(
+                format!("{key_name}.sid"),
+                "this API key is listed twice",
+            ));
+        }
+        let secret = read_secret(&key_name, key, environment, base_dir)?;
+        keys.push((key.sid.clone(), secret));
+    }
+    if let Some(signing) = &section.signing_key {
+        let Some(position) = keys.iter().position(|(sid, _)| sid == signing) else {
+            return Err(ConfigError::new(
+                format!("{prefix}.signing_key"),
+                format!("{signing} is not one of the profile's api_keys: add it or pick another"),
+            ));
+        };
+        keys.swap(0, position);
+    }
+
+    Ok(Profile {
+        name: section.name.clone(),
+        account_sid,
+        region: section.region.clone(),
+        keys,
+        services: section.clone(),
+        placeholder: false,
+    })
+}
+
+/// Checks a listen address.
+pub(crate) fn parse_listen(listen: &str) -> Result<SocketAddr, ConfigError> {
+    listen.parse().map_err(|_| {
+        ConfigError::new(
+            "server.listen",
+            format!("{listen:?} is not an address and port such as 127.0.0.1:8080 or [::1]:8080"),
+        )
+    })
+}
+
+/// Checks a TTL value in seconds.
+pub(crate) fn parse_ttl(key: String, secs: u64) -> Result<Ttl, ConfigError> {
+    Ttl::from_secs(secs).map_err(|error| ConfigError::new(key, error.to_string()))
+}
+
+/// Compiles a list of patterns.
+pub(crate) fn patterns(values: &[String]) -> Vec<Pattern> {
+    values.iter().map(Pattern::new).collect()
+}

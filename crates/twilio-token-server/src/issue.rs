@@ -1,0 +1,314 @@
+//! Turning an authenticated caller and a token request into an Access Token.
+
+use serde::{Deserialize, Serialize};
+use twilio_access_token::{
+    AccessToken, ChatGrant, SyncGrant, TaskRouterGrant, Ttl, VideoGrant, VoiceGrant, endpoint_id,
+    validate_identity,
+};
+use utoipa::ToSchema;
+
+use crate::auth::Principal;
+use crate::config::Profile;
+use crate::error::ApiError;
+use crate::policy::{GRANT_NAMES, Policy, Rule};
+
+/// What a caller may ask for. Every field is optional, and the caller can only narrow what
+/// policy allows.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// A subset of the grants policy allows: `chat`, `video`, `voice`, `sync`, `task_router`.
+    /// Default: all of them.
+    pub grants: Option<Vec<String>>,
+    /// Lifetime in seconds, at most the policy's maximum. Default: the policy's TTL.
+    pub ttl: Option<u64>,
+    /// Device id for the legacy Chat endpoint id `app:identity:device`, when the profile sets
+    /// an app name.
+    pub device_id: Option<String>,
+    /// The Video room, when policy allows rooms by pattern.
+    pub room: Option<String>,
+    /// The identity to mint for; only for API keys allowed to act for others.
+    pub identity: Option<String>,
+}
+
+/// A minted token and when to refresh it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// The identity the token was minted for.
+    pub identity: String,
+    /// The Access Token (a JWT).
+    pub token: String,
+    /// Lifetime in seconds.
+    pub ttl: u64,
+    /// Expiry, in Unix seconds.
+    pub expires_at: u64,
+    /// When the client should fetch a new token, in Unix seconds.
+    pub refresh_after: u64,
+    /// The server's clock when the token was minted, in Unix seconds, so clients can correct
+    /// for their own clock's offset.
+    pub server_time: u64,
+}
+
+/// What was decided and minted, for the response and the logs.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The response body.
+    pub response: TokenResponse,
+    /// The profile used.
+    pub profile: String,
+    /// The grants issued, by request name.
+    pub grants: Vec<&'static str>,
+}
+
+/// Applies policy to a request and mints the token.
+///
+/// # Errors
+///
+/// Returns 400 for malformed requests, 403 for anything policy does not allow, and 500 when a
+/// validated configuration still fails to mint (a bug).
+pub fn issue(
+    principal: &Principal,
+    request: &TokenRequest,
+    policy: &Policy,
+    profiles: &std::collections::HashMap<String, Profile>,
+    refresh_before_expiry: f64,
+    now: u64,
+) -> Result<Issued, ApiError> {
+    let identity = resolve_identity(principal, request.identity.as_deref())?;
+    let Some(rule) = policy.rule_for(&identity, &principal.groups) else {
+        return Err(ApiError::forbidden(
+            "no_matching_rule",
+            format!(
+                "no policy rule matches the identity {identity:?}: ask the operator to add a rule \
+                 for it or one of its groups"
+            ),
+        ));
+    };
+    let profile = profiles.get(&rule.profile).ok_or(ApiError::Internal)?;
+    let grants = requested_grants(rule, request.grants.as_deref())?;
+    let ttl = requested_ttl(rule, request.ttl)?;
+
+    let (api_key_sid, secret) = profile.signing_key();
+    let mut builder = AccessToken::builder()
+        .account_sid(&profile.account_sid)
+        .api_key_sid(api_key_sid)
+        .api_secret(secret.clone())
+        .identity(identity.as_str())
+        .ttl(ttl);
+    if let Some(region) = &profile.region {
+        builder = builder.region(region.as_str());
+    }
+    for name in &grants {
+        builder = match *name {
+            "chat" => builder.grant(chat_grant(rule, profile, &identity, request)?),
+            "video" => builder.grant(video_grant(rule, request.room.as_deref())?),
+            "voice" => builder.grant(voice_grant(rule, profile)),
+            "sync" => builder.grant(sync_grant(profile)),
+            _ => builder.grant(task_router_grant(rule, profile)),
+        };
+    }
+    if request.room.is_some() && !grants.contains(&"video") {
+        return Err(ApiError::bad_request(
+            "room_without_video",
+            "room was given but no Video grant is issued: ask for the video grant too",
+        ));
+    }
+    if request.device_id.is_some() && !grants.contains(&"chat") {
+        return Err(ApiError::bad_request(
+            "device_without_chat",
+            "device_id was given but no Chat grant is issued: ask for the chat grant too",
+        ));
+    }
+
+    let token = builder.build().map_err(|error| {
+        tracing::error!(%error, profile = %profile.name, "minting failed for a validated profile");
+        ApiError::Internal
+    })?;
+    let jwt = token.to_jwt_at(now).map_err(|error| {
+        tracing::error!(%error, "minting failed at the current time");
+        ApiError::Internal
+    })?;
+
+    let ttl_secs = ttl.as_secs();
+    let expires_at = now + ttl_secs;
+    let refresh_margin = ((ttl_secs as f64) * refresh_before_expiry).round() as u64;
+    Ok(Issued {
+        response: TokenResponse {
+            identity,
+            token: jwt,
+            ttl: ttl_secs,
+            expires_at,
+            refresh_after: expires_at - refresh_margin.clamp(1, ttl_secs),
+            server_time: now,
+        },
+        profile: profile.name.clone(),
+        grants,
+    })
+}
+
+fn resolve_identity(principal: &Principal, requested: Option<&str>) -> Result<String, ApiError> {
+    let identity = match (requested, &principal.may_act_for, &principal.identity) {
+        (Some(requested), Some(pattern), _) => {
+            if !pattern.matches(requested) {
+                return Err(ApiError::forbidden(
+                    "identity_not_allowed",
+                    format!(
+                        "this caller may not request tokens for {requested:?}: it may act only \
+                         for identities matching {pattern}"
+                    ),
+                ));
+            }
+            requested.to_owned()
+        }
+        (Some(_), None, _) => {
+            return Err(ApiError::forbidden(
+                "identity_not_allowed",
+                "the identity comes from your sign-in and cannot be chosen: remove identity from \
+                 the request",
+            ));
+        }
+        (None, _, Some(own)) => own.clone(),
+        (None, _, None) => {
+            return Err(ApiError::bad_request(
+                "identity_required",
+                "this API key has no identity of its own: name one with identity in the request",
+            ));
+        }
+    };
+    validate_identity(&identity)
+        .map_err(|error| ApiError::bad_request("invalid_identity", error.to_string()))?;
+    Ok(identity)
+}
+
+fn requested_grants(
+    rule: &Rule,
+    requested: Option<&[String]>,
+) -> Result<Vec<&'static str>, ApiError> {
+    let allowed = rule.grant_names();
+    let Some(requested) = requested else {
+        return Ok(allowed);
+    };
+    let mut grants = Vec::with_capacity(requested.len());
+    for name in requested {
+        let Some(known) = GRANT_NAMES.iter().find(|known| *known == name) else {
+            return Err(ApiError::bad_request(
+                "unknown_grant",
+                format!(
+                    "unknown grant {name:?}: the grants are {}",
+                    GRANT_NAMES.join(", ")
+                ),
+            ));
+        };
+        if !allowed.contains(known) {
+            return Err(ApiError::forbidden(
+                "grant_not_allowed",
+                format!(
+                    "policy does not allow the {name} grant for this identity: allowed are {}",
+                    if allowed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        allowed.join(", ")
+                    }
+                ),
+            ));
+        }
+        if !grants.contains(known) {
+            grants.push(*known);
+        }
+    }
+    Ok(grants)
+}
+
+fn requested_ttl(rule: &Rule, requested: Option<u64>) -> Result<Ttl, ApiError> {
+    let Some(secs) = requested else {
+        return Ok(rule.ttl);
+    };
+    if secs == 0 || secs > rule.max_ttl.as_secs() {
+        return Err(ApiError::forbidden(
+            "ttl_not_allowed",
+            format!(
+                "a ttl of {secs} seconds is not allowed: ask for 1 to {} seconds",
+                rule.max_ttl
+            ),
+        ));
+    }
+    Ttl::from_secs(secs).map_err(|error| ApiError::bad_request("invalid_ttl", error.to_string()))
+}
+
+fn chat_grant(
+    rule: &Rule,
+    profile: &Profile,
+    identity: &str,
+    request: &TokenRequest,
+) -> Result<ChatGrant, ApiError> {
+    let services = &profile.services;
+    let mut grant = ChatGrant::new();
+    grant.service_sid = services.chat_service_sid.clone();
+    grant.push_credential_sid = services.push_credential_sid.clone();
+    grant.deployment_role_sid = rule
+        .grants
+        .chat
+        .as_ref()
+        .and_then(|chat| chat.role_sid.clone());
+    if let Some(device) = &request.device_id {
+        let Some(app) = &services.endpoint_app_name else {
+            return Err(ApiError::bad_request(
+                "device_id_not_used",
+                "device_id is only used when the profile sets endpoint_app_name for legacy Chat \
+                 endpoint ids: remove it from the request",
+            ));
+        };
+        let endpoint = endpoint_id(app, identity, device)
+            .map_err(|error| ApiError::bad_request("invalid_device_id", error.to_string()))?;
+        grant.endpoint_id = Some(endpoint);
+    }
+    Ok(grant)
+}
+
+fn video_grant(rule: &Rule, room: Option<&str>) -> Result<VideoGrant, ApiError> {
+    let Some(room) = room else {
+        return Ok(VideoGrant::new());
+    };
+    if !rule.rooms.iter().any(|pattern| pattern.matches(room)) {
+        let allowed: Vec<&str> = rule.rooms.iter().map(|pattern| pattern.as_str()).collect();
+        return Err(ApiError::forbidden(
+            "room_not_allowed",
+            if allowed.is_empty() {
+                "policy does not let this identity choose a room".to_owned()
+            } else {
+                format!(
+                    "the room {room:?} does not match the allowed patterns: {}",
+                    allowed.join(", ")
+                )
+            },
+        ));
+    }
+    Ok(VideoGrant::new().room(room))
+}
+
+fn voice_grant(rule: &Rule, profile: &Profile) -> VoiceGrant {
+    let voice = rule.grants.voice.clone().unwrap_or_default();
+    let mut grant = VoiceGrant::new().incoming_allow(voice.incoming);
+    if voice.outgoing {
+        grant.outgoing_application_sid = profile.services.voice_application_sid.clone();
+    }
+    grant.push_credential_sid = profile.services.push_credential_sid.clone();
+    grant
+}
+
+fn sync_grant(profile: &Profile) -> SyncGrant {
+    let mut grant = SyncGrant::new();
+    grant.service_sid = profile.services.sync_service_sid.clone();
+    grant
+}
+
+fn task_router_grant(rule: &Rule, profile: &Profile) -> TaskRouterGrant {
+    let mut grant = TaskRouterGrant::new();
+    grant.workspace_sid = profile.services.taskrouter_workspace_sid.clone();
+    grant.role = rule
+        .grants
+        .task_router
+        .as_ref()
+        .and_then(|rule| rule.role.clone());
+    grant
+}

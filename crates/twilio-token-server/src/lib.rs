@@ -1,0 +1,23 @@
+//! The twilio-token server as a library: an axum [`Router`](axum::Router) that hands Twilio
+//! Access Tokens to authenticated callers, with configuration, authentication providers and
+//! policy.
+//!
+//! Build an [`AppState`] from a configuration, then [`app`] for the router and [`run`] to serve
+//! it. To mount the token route inside an existing axum application whose own authentication
+//! decides who the user is, use [`auth::extension::ExtensionProvider`] and insert a
+//! [`auth::Principal`] into each request's extensions.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod error_schema;
+pub mod issue;
+pub mod pattern;
+pub mod policy;
+pub mod routes;
+pub mod state;
+
+pub use app::{app, run, shutdown_signal};
+pub use error::ApiError;
+pub use state::AppState;

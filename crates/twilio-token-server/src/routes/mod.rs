@@ -1,0 +1,15 @@
+//! HTTP routes.
+
+pub mod health;
+pub mod openapi;
+pub mod token;
+
+/// Every route the router serves, as (method, path). The OpenAPI document must list exactly
+/// these, which a test checks.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/token"),
+    ("POST", "/token"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/openapi.json"),
+];

@@ -1,0 +1,33 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use crate::error_schema::ErrorResponse;
+use crate::issue::{TokenRequest, TokenResponse};
+use crate::routes::health::Health;
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "twilio-token server",
+        description = "Hands Twilio Access Tokens to signed-in users."
+    ),
+    paths(
+        crate::routes::token::get_token,
+        crate::routes::token::post_token,
+        crate::routes::health::healthz,
+        crate::routes::health::readyz,
+        openapi_json,
+    ),
+    components(schemas(TokenRequest, TokenResponse, Health, ErrorResponse))
+)]
+pub struct ApiDoc;
+
+/// Returns this OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,224 @@
+//! The validated, shared state of a running server.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use twilio_access_token::{Clock, SystemClock};
+
+use crate::auth::AuthProvider;
+use crate::auth::api_key::{ApiKey, ApiKeyProvider};
+use crate::config::{
+    ConfigError, Environment, FileConfig, Profile, ServerSection, build_profile, parse_listen,
+};
+use crate::policy::Policy;
+
+/// Everything a request handler needs, built once from the configuration.
+#[derive(Clone)]
+pub struct AppState {
+    /// The `[server]` settings.
+    pub server: ServerSection,
+    /// The validated listen address.
+    pub listen: SocketAddr,
+    /// Profiles by name.
+    pub profiles: HashMap<String, Profile>,
+    /// The policy rules.
+    pub policy: Policy,
+    /// Authentication providers in the order they are tried.
+    pub providers: Vec<Arc<dyn AuthProvider>>,
+    /// The clock tokens are minted with.
+    pub clock: Arc<dyn Clock + Send + Sync>,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let providers: Vec<&str> = self
+            .providers
+            .iter()
+            .map(|provider| provider.name())
+            .collect();
+        f.debug_struct("AppState")
+            .field("listen", &self.listen)
+            .field("profiles", &self.profiles)
+            .field("policy", &self.policy)
+            .field("providers", &providers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Validates a configuration and loads its secrets.
+    ///
+    /// `base_dir` is where relative secret files are looked up, usually the configuration
+    /// file's folder.
+    ///
+    /// # Errors
+    ///
+    /// Returns the first [`ConfigError`], naming the key and the fix.
+    pub fn from_config(
+        file: &FileConfig,
+        environment: &Environment,
+        base_dir: &std::path::Path,
+    ) -> Result<Self, ConfigError> {
+        let listen = parse_listen(&file.server.listen)?;
+        check_server(&file.server)?;
+
+        let mut profiles = HashMap::new();
+        for (index, section) in file.profiles.iter().enumerate() {
+            let profile = build_profile(index, section, environment, base_dir)?;
+            if profiles.insert(profile.name.clone(), profile).is_some() {
+                return Err(ConfigError::new(
+                    format!("profiles[{index}].name"),
+                    format!(
+                        "a profile named {:?} already exists: give each a unique name",
+                        section.name
+                    ),
+                ));
+            }
+        }
+        if profiles.is_empty() {
+            return Err(ConfigError::new(
+                "profiles",
+                "no Twilio account is configured: add a [[profiles]] section or set \
+                 TWILIO_ACCOUNT_SID, TWILIO_API_KEY and TWILIO_API_SECRET",
+            ));
+        }
+        let names: Vec<String> = file
+            .profiles
+            .iter()
+            .map(|profile| profile.name.clone())
+            .collect();
+        let policy = Policy::from_config(&file.policy.rules, &names)?;
+        check_services(&policy, &profiles)?;
+
+        let mut providers: Vec<Arc<dyn AuthProvider>> = Vec::new();
+        for (index, name) in file.auth.order.iter().enumerate() {
+            match name.as_str() {
+                "api_key" => {
+                    let keys = file
+                        .auth
+                        .api_keys
+                        .iter()
+                        .enumerate()
+                        .map(|(index, section)| ApiKey::from_config(index, section))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if !keys.is_empty() {
+                        providers.push(Arc::new(ApiKeyProvider::new(keys)));
+                    }
+                }
+                "users" => {}
+                other => {
+                    return Err(ConfigError::new(
+                        format!("auth.order[{index}]"),
+                        format!("unknown provider {other:?}: the providers are api_key and users"),
+                    ));
+                }
+            }
+        }
+
+        Ok(AppState {
+            server: file.server.clone(),
+            listen,
+            profiles,
+            policy,
+            providers,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Returns the names of readiness checks that fail; empty when ready.
+    pub async fn readiness_failures(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Returns the current Unix time by the state's clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now().unwrap_or(0)
+    }
+}
+
+fn check_server(server: &ServerSection) -> Result<(), ConfigError> {
+    if !(0.05..=0.5).contains(&server.refresh_before_expiry) {
+        return Err(ConfigError::new(
+            "server.refresh_before_expiry",
+            format!(
+                "{} is out of range: use a share of the TTL from 0.05 to 0.5",
+                server.refresh_before_expiry
+            ),
+        ));
+    }
+    for (index, origin) in server.allowed_origins.iter().enumerate() {
+        let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+            && !origin.ends_with('/')
+            && !origin.contains('*');
+        if !valid {
+            return Err(ConfigError::new(
+                format!("server.allowed_origins[{index}]"),
+                format!(
+                    "{origin:?} is not an origin: write scheme, host and optional port, such as \
+                     https://app.example.com, without a path or wildcard"
+                ),
+            ));
+        }
+    }
+    if server.request_timeout_secs == 0 || server.body_limit_bytes == 0 {
+        return Err(ConfigError::new(
+            "server",
+            "request_timeout_secs and body_limit_bytes must be above zero",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that each rule's profile has the service SIDs its grants need.
+fn check_services(policy: &Policy, profiles: &HashMap<String, Profile>) -> Result<(), ConfigError> {
+    for rule in policy.rules() {
+        let Some(profile) = profiles.get(&rule.profile) else {
+            continue;
+        };
+        let services = &profile.services;
+        let needs = [
+            (
+                rule.grants.chat.is_some(),
+                services.chat_service_sid.is_none(),
+                "chat",
+                "chat_service_sid",
+            ),
+            (
+                rule.grants.sync.is_some(),
+                services.sync_service_sid.is_none(),
+                "sync",
+                "sync_service_sid",
+            ),
+            (
+                rule.grants
+                    .voice
+                    .as_ref()
+                    .is_some_and(|voice| voice.outgoing),
+                services.voice_application_sid.is_none(),
+                "voice outgoing",
+                "voice_application_sid",
+            ),
+            (
+                rule.grants.task_router.is_some(),
+                services.taskrouter_workspace_sid.is_none(),
+                "task_router",
+                "taskrouter_workspace_sid",
+            ),
+        ];
+        for (granted, missing, grant, field) in needs {
+            if granted && missing {
+                return Err(ConfigError::new(
+                    format!("policy.rules[{}].grants", rule.index),
+                    format!(
+                        "the rule issues {grant} but profile {:?} has no {field}: set it in the \
+                         profile",
+                        profile.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
