@@ -77,7 +77,10 @@ impl AccessToken {
         }
         let expires_at = issued_at + self.ttl.as_secs();
 
-        let mut payload = Vec::with_capacity(self.grants_json.len() + 160);
+        // 51 bytes of claim names and punctuation, the SIDs, and up to 16 digits per number.
+        let capacity =
+            self.grants_json.len() + 2 * self.api_key_sid.len() + self.account_sid.len() + 51 + 64;
+        let mut payload = Vec::with_capacity(capacity);
         payload.extend_from_slice(br#"{"jti":""#);
         payload.extend_from_slice(self.api_key_sid.as_bytes());
         payload.push(b'-');
