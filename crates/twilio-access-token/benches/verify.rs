@@ -14,7 +14,7 @@ const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 const API_KEY_SID: &str = "SKfedcba9876543210fedcba9876543210";
 const API_SECRET: &str = "FAKEsecretDoNotUse0123456789abcd";
 const SERVICE_SID: &str = "IS00000000000000000000000000000001";
-/// Issue time of the token, in Unix seconds; it is verified 100 seconds later.
+/// Issue time of the token, in Unix seconds. The benchmark verifies it 100 seconds later.
 const ISSUED_AT: u64 = 1_700_000_000;
 
 /// Mints the typical Chat token: identity "alice", a Chat grant with a service SID, the

@@ -5,8 +5,8 @@ use serde_json::{Map, Value, json};
 use twilio_access_token::dangerous::decode_unverified;
 use twilio_access_token::{
     AccessToken, AccessTokenBuilder, ApiSecret, ChatGrant, FixedClock, Grant, IdentityError,
-    IpMessagingGrant, MAX_ISSUE_TIME, MintError, PlaybackGrant, RegionError, SidError, SidKind, SidProblem,
-    SyncGrant, TaskRouterGrant, TtlError, Verifier, VideoGrant, VoiceGrant,
+    IpMessagingGrant, MAX_ISSUE_TIME, MintError, PlaybackGrant, RegionError, SidError, SidKind,
+    SidProblem, SyncGrant, TaskRouterGrant, TtlError, Verifier, VideoGrant, VoiceGrant,
 };
 
 const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";

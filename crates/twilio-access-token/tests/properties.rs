@@ -21,8 +21,8 @@ use twilio_access_token::{
 /// in a token.
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
-/// The largest issue time for which `exp` stays within 2^53 - 1 with the 24-hour TTL.
-const MAX_ISSUED_AT: u64 = MAX_SAFE_INTEGER - 86_400;
+/// The largest issue time the library accepts (10^11 seconds, in the year 5138).
+const MAX_ISSUED_AT: u64 = twilio_access_token::MAX_ISSUE_TIME;
 
 const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 const API_KEY_SID: &str = "SKfedcba9876543210fedcba9876543210";
