@@ -55,6 +55,12 @@ pub enum DecodeError {
         /// blame (otherwise the part's length is impossible for base64).
         offset: Option<usize>,
     },
+    /// The part's last base64url character sets bits beyond the encoded bytes, so the part
+    /// has another spelling than the one every encoder writes.
+    TrailingBits {
+        /// Which part.
+        segment: Segment,
+    },
     /// The header or payload is not UTF-8.
     InvalidUtf8 {
         /// Which part.
@@ -93,7 +99,7 @@ impl fmt::Display for DecodeError {
             ),
             DecodeError::SegmentCount { found } => write!(
                 f,
-                "the token has {found} dot-separated part(s): a JWT has exactly three \
+                "the token has {found} dot-separated parts: a JWT has exactly three \
                  (header.payload.signature), so check that it was copied whole"
             ),
             DecodeError::InvalidBase64 {
@@ -111,6 +117,11 @@ impl fmt::Display for DecodeError {
                 f,
                 "the {segment} is not base64url: its length is impossible, so it was probably \
                  cut short"
+            ),
+            DecodeError::TrailingBits { segment } => write!(
+                f,
+                "the {segment} is not canonical base64url: its last character has unused bits \
+                 set, so the token was changed after it was encoded"
             ),
             DecodeError::InvalidUtf8 { segment } => {
                 write!(f, "the {segment} decodes to bytes that are not UTF-8 text")
@@ -174,22 +185,28 @@ pub(crate) fn decode_parts(token: &str) -> Result<UnverifiedToken, DecodeError> 
 }
 
 fn decode_base64(text: &str, segment: Segment, offset: usize) -> Result<Vec<u8>, DecodeError> {
-    let bad = text
-        .bytes()
-        .position(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-    if let Some(position) = bad {
-        return Err(DecodeError::InvalidBase64 {
-            segment,
-            offset: Some(offset + position),
-        });
-    }
     // The strict engine also rejects non-zero trailing bits, so each token has one spelling.
     URL_SAFE_NO_PAD
         .decode(text)
-        .map_err(|_| DecodeError::InvalidBase64 {
+        .map_err(|_| base64_error(text, segment, offset))
+}
+
+/// Explains why `text`, which starts at byte `offset` of the token, is not canonical base64url.
+pub(crate) fn base64_error(text: &str, segment: Segment, offset: usize) -> DecodeError {
+    let bad = text
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    match bad {
+        Some(position) => DecodeError::InvalidBase64 {
+            segment,
+            offset: Some(offset + position),
+        },
+        None if text.len() % 4 == 1 => DecodeError::InvalidBase64 {
             segment,
             offset: None,
-        })
+        },
+        None => DecodeError::TrailingBits { segment },
+    }
 }
 
 fn parse_object(bytes: &[u8], segment: Segment) -> Result<Map<String, Value>, DecodeError> {
@@ -206,7 +223,10 @@ fn parse_object(bytes: &[u8], segment: Segment) -> Result<Map<String, Value>, De
         match message.strip_prefix(DUPLICATE_KEY_PREFIX) {
             Some(rest) => DecodeError::DuplicateKey {
                 segment,
-                key: rest.split(" at line ").next().unwrap_or(rest).to_owned(),
+                key: rest
+                    .rsplit_once(" at line ")
+                    .map_or(rest, |(key, _)| key)
+                    .to_owned(),
             },
             None => DecodeError::InvalidJson { segment, message },
         }

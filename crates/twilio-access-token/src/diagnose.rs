@@ -11,15 +11,12 @@ use crate::region::validate_region;
 use crate::secret::ApiSecret;
 use crate::sid::{SidKind, validate_sid};
 use crate::verify::{
-    DEFAULT_LEEWAY_SECS, MAX_LIFETIME_SECS, VerifyError, check_header, format_duration,
-    signature_matches,
+    DEFAULT_LEEWAY_SECS, MAX_LIFETIME_SECS, MAX_TIME_CLAIM, VerifyError, check_header,
+    format_duration, signature_matches,
 };
 
 /// Video rooms end a participant's session after 4 hours, whatever the token's lifetime.
 pub const VIDEO_SESSION_CAP_SECS: u64 = 4 * 3600;
-
-/// Timestamps above this (the year 5138 in seconds) are taken to be milliseconds.
-const MILLISECONDS_THRESHOLD: u64 = 100_000_000_000;
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,7 +45,7 @@ impl fmt::Display for Severity {
 pub struct Finding {
     /// How serious it is.
     pub severity: Severity,
-    /// A stable identifier of the check, such as `signature.trimmed-secret`.
+    /// A stable identifier of the check, such as `signature.whitespace-secret`.
     pub check: &'static str,
     /// The Twilio error code the service would report, where one applies.
     pub twilio_code: Option<u32>,
@@ -570,12 +567,14 @@ fn check_times(
     }
 
     let start = nbf.or(iat);
-    let lifetime = match (exp, start) {
-        (Some(exp), Some(start)) => Some(exp.saturating_sub(start)),
-        _ => None,
-    };
+    // Like the verifier, count from now when the token has neither nbf nor iat.
+    let lifetime = exp.map(|exp| exp.saturating_sub(start.unwrap_or(now)));
     if let Some(lifetime) = lifetime.filter(|lifetime| *lifetime > context.max_lifetime) {
-        let from = if nbf.is_some() { "nbf" } else { "iat" };
+        let from = match (nbf, iat) {
+            (Some(_), _) => "nbf",
+            (None, Some(_)) => "iat",
+            (None, None) => "now",
+        };
         let error = VerifyError::LifetimeTooLong {
             lifetime,
             from,
@@ -589,8 +588,9 @@ fn check_times(
             "use a TTL of at most 86400 seconds and refresh the token before it expires".into(),
         );
     }
+    // Within the leeway the verifier still accepts such a token, so only report what it rejects.
     if let (Some(exp), Some(start)) = (exp, start)
-        && exp < start
+        && exp.saturating_add(leeway) < start
     {
         report.add(
             Severity::Error,
@@ -615,7 +615,7 @@ fn read_time(
     let code = match claim {
         "exp" => Some(20104),
         "nbf" => Some(20105),
-        _ => None,
+        _ => Some(20101),
     };
     let Some(time) = value.as_u64() else {
         let detail = match value.as_f64() {
@@ -633,7 +633,10 @@ fn read_time(
         );
         return None;
     };
-    if time > MILLISECONDS_THRESHOLD && time / 1000 <= context.now.saturating_mul(2) {
+    if time <= MAX_TIME_CLAIM {
+        return Some(time);
+    }
+    if time / 1000 <= context.now.saturating_mul(2).max(MAX_TIME_CLAIM) {
         report.add(
             Severity::Error,
             "claims.time-milliseconds",
@@ -646,7 +649,14 @@ fn read_time(
         );
         return Some(time / 1000);
     }
-    Some(time)
+    report.add(
+        Severity::Error,
+        "claims.time-format",
+        code,
+        format!("{claim} is {time}, which is after the year 5000"),
+        format!("write {claim} as a whole number of seconds since 1970"),
+    );
+    None
 }
 
 fn check_jti(report: &mut Report, claims: &Map<String, Value>, iat: Option<u64>) {

@@ -64,6 +64,12 @@ pub enum MintError {
         /// The value, or `u64::MAX` when the sum overflowed.
         value: u64,
     },
+    /// The token would be longer than the 16 KiB verifiers accept, because of long grant
+    /// values or escaped characters.
+    TokenTooLarge {
+        /// The token's largest possible length in bytes.
+        bytes: usize,
+    },
     /// The system clock is set before 1970.
     ClockBeforeEpoch,
 }
@@ -121,6 +127,11 @@ impl fmt::Display for MintError {
                 f,
                 "the {claim} time {value} is too large for a token: Unix times in seconds must \
                  stay below 2^53"
+            ),
+            MintError::TokenTooLarge { bytes } => write!(
+                f,
+                "the token would be up to {bytes} bytes long, over the 16384 bytes verifiers \
+                 accept: shorten the grant values"
             ),
             MintError::ClockBeforeEpoch => f.write_str(
                 "the system clock is set before 1970: fix the clock or pass the issue time \

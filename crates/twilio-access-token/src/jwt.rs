@@ -39,6 +39,11 @@ impl HeaderKey {
         HeaderKey { prefix, mac }
     }
 
+    /// Returns the length of `base64url(header) + "."`.
+    pub(crate) fn prefix_len(&self) -> usize {
+        self.prefix.len()
+    }
+
     /// Returns the compact token for `payload`: header, payload and signature, base64url-encoded
     /// without padding and joined by dots.
     pub(crate) fn sign(&self, payload: &[u8]) -> String {

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::clock::{Clock, SystemClock};
+use crate::decode::MAX_TOKEN_BYTES;
 use crate::error::MintError;
 use crate::grants::Grant;
 use crate::identity::validate_identity;
@@ -77,9 +78,8 @@ impl AccessToken {
         }
         let expires_at = issued_at + self.ttl.as_secs();
 
-        // 51 bytes of claim names and punctuation, the SIDs, and up to 16 digits per number.
         let capacity =
-            self.grants_json.len() + 2 * self.api_key_sid.len() + self.account_sid.len() + 51 + 64;
+            payload_capacity(self.grants_json.len(), &self.api_key_sid, &self.account_sid);
         let mut payload = Vec::with_capacity(capacity);
         payload.extend_from_slice(br#"{"jti":""#);
         payload.extend_from_slice(self.api_key_sid.as_bytes());
@@ -298,6 +298,11 @@ impl AccessTokenBuilder {
 
         let grants_json = write_grants(&identity, &self.grants);
         let key = HeaderKey::new(&secret, region.as_deref());
+        let max_payload = payload_capacity(grants_json.len(), &api_key_sid, &account_sid);
+        let max_token = key.prefix_len() + (max_payload * 4).div_ceil(3) + 1 + 43;
+        if max_token > MAX_TOKEN_BYTES {
+            return Err(MintError::TokenTooLarge { bytes: max_token });
+        }
         Ok(AccessToken {
             account_sid,
             api_key_sid,
@@ -325,6 +330,12 @@ impl fmt::Debug for AccessTokenBuilder {
             .field("grants", &self.grants)
             .finish()
     }
+}
+
+/// Returns the largest payload length: the grants, 51 bytes of claim names and punctuation, the
+/// SIDs, and up to 16 digits for each of the four numbers.
+fn payload_capacity(grants_len: usize, api_key_sid: &str, account_sid: &str) -> usize {
+    grants_len + 2 * api_key_sid.len() + account_sid.len() + 51 + 64
 }
 
 fn check_secret(secret: &ApiSecret) -> Result<(), MintError> {

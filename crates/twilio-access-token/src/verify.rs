@@ -138,6 +138,8 @@ pub enum VerifyError {
     },
     /// A known grant has the wrong form.
     InvalidGrant(GrantJsonError),
+    /// The verifier's clock is set before 1970, so expiry cannot be checked.
+    ClockBeforeEpoch,
     /// The token was revoked by the verifier's revocation hook.
     Revoked {
         /// The hook's reason.
@@ -169,6 +171,7 @@ impl VerifyError {
             VerifyError::IdentityNotString { .. } => "identity_not_string",
             VerifyError::InvalidGrant(_) => "invalid_grant",
             VerifyError::Revoked { .. } => "revoked",
+            VerifyError::ClockBeforeEpoch => "clock_before_epoch",
         }
     }
 
@@ -191,7 +194,9 @@ impl VerifyError {
                 segment: Segment::Header,
                 ..
             }) => 20102,
-            VerifyError::Malformed(_) | VerifyError::Revoked { .. } => 20101,
+            VerifyError::Malformed(_)
+            | VerifyError::Revoked { .. }
+            | VerifyError::ClockBeforeEpoch => 20101,
             VerifyError::UnsupportedAlgorithm { .. }
             | VerifyError::WrongType { .. }
             | VerifyError::WrongContentType { .. }
@@ -266,7 +271,9 @@ impl fmt::Display for VerifyError {
                 f.write_str("the token has no exp: Twilio requires an expiry time")
             }
             VerifyError::InvalidTime { claim, value }
-                if value.parse::<u64>().is_ok_and(|time| time > MAX_ISSUE_TIME) =>
+                if value
+                    .parse::<u64>()
+                    .is_ok_and(|time| time > MAX_ISSUE_TIME && time / 1000 <= MAX_TIME_CLAIM) =>
             {
                 write!(
                     f,
@@ -323,6 +330,9 @@ impl fmt::Display for VerifyError {
             }
             VerifyError::InvalidGrant(error) => write!(f, "invalid grant: {error}"),
             VerifyError::Revoked { reason } => write!(f, "the token was revoked: {reason}"),
+            VerifyError::ClockBeforeEpoch => f.write_str(
+                "the system clock is set before 1970, so expiry cannot be checked: fix the clock",
+            ),
         }
     }
 }
@@ -589,9 +599,11 @@ impl Verifier {
     ///
     /// # Errors
     ///
-    /// The errors of [`Verifier::verify_at`]. A clock before 1970 counts as time 0.
+    /// Returns [`VerifyError::ClockBeforeEpoch`] when the clock has no Unix time, and the errors
+    /// of [`Verifier::verify_at`].
     pub fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
-        self.verify_at(token, self.clock.now().unwrap_or(0))
+        let now = self.clock.now().ok_or(VerifyError::ClockBeforeEpoch)?;
+        self.verify_at(token, now)
     }
 
     /// Verifies a token as of `now`, in Unix seconds.
@@ -771,7 +783,7 @@ pub(crate) fn signature_matches(mac: &HmacSha256, signing_input: &[u8], signatur
 
 /// The largest time claim accepted: the latest issue time plus the maximum lifetime. Larger
 /// values are almost always milliseconds.
-const MAX_TIME_CLAIM: u64 = MAX_ISSUE_TIME + MAX_LIFETIME_SECS;
+pub(crate) const MAX_TIME_CLAIM: u64 = MAX_ISSUE_TIME + MAX_LIFETIME_SECS;
 
 /// Reads a time claim: absent, or an integer from 0 to [`MAX_TIME_CLAIM`].
 pub(crate) fn time_claim(

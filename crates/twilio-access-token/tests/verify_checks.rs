@@ -287,9 +287,8 @@ fn structure_defects_rejected() {
             case(
                 "non-canonical trailing bits",
                 trailing_bits,
-                malformed(DecodeError::InvalidBase64 {
+                malformed(DecodeError::TrailingBits {
                     segment: Segment::Signature,
-                    offset: None,
                 }),
                 20101,
             ),
@@ -1185,7 +1184,6 @@ fn expired_display_says_how_long_ago() {
 }
 
 #[test]
-#[ignore = "bug: DecodeError::DuplicateKey cuts the key at \" at line \", the text serde_json appends to the message it is parsed from"]
 fn duplicate_key_name_kept_whole() {
     let header = r#"{"alg":"HS256","x at line 1":1,"x at line 1":2}"#;
     let token = sign_text(header, &payload().to_string(), SECRET.as_bytes());
@@ -1199,7 +1197,6 @@ fn duplicate_key_name_kept_whole() {
 }
 
 #[test]
-#[ignore = "bug: non-canonical trailing bits are reported as an impossible length (\"probably cut short\")"]
 fn trailing_bits_message_not_length() {
     let token = valid_token();
     let (signing_input, signature) = token.rsplit_once('.').expect("three parts");
