@@ -97,6 +97,10 @@ impl fmt::Display for DecodeError {
                 "the token is {len} bytes long: the maximum is {MAX_TOKEN_BYTES}, and Access \
                  Tokens are usually under 2000 bytes"
             ),
+            DecodeError::SegmentCount { found: 1 } => f.write_str(
+                "the token has no dots: a JWT has three dot-separated parts \
+                 (header.payload.signature), so check that it was copied whole",
+            ),
             DecodeError::SegmentCount { found } => write!(
                 f,
                 "the token has {found} dot-separated parts: a JWT has exactly three \

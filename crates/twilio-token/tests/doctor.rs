@@ -57,7 +57,7 @@ fn doctor_malformed_token_exit_1() {
     assert_eq!(status, 1, "{err}");
     assert_eq!(
         out,
-        "errors:\n  [token.format] the token has 1 dot-separated part(s): a JWT has exactly three \
+        "errors:\n  [token.format] the token has no dots: a JWT has three dot-separated parts \
          (header.payload.signature), so check that it was copied whole (Twilio error 20101)\n    \
          fix: pass the whole token as minted: three base64url parts joined by dots\n\nverdict: \
          invalid (1 error, 0 warnings)\n"
