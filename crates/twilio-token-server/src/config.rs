@@ -632,3 +632,272 @@ pub(crate) fn parse_ttl(key: String, secs: u64) -> Result<Ttl, ConfigError> {
 pub(crate) fn patterns(values: &[String]) -> Vec<Pattern> {
     values.iter().map(Pattern::new).collect()
 }
+
+/// Adds to `environment` the process's values of the variables that `secret_env` keys name.
+///
+/// [`process_environment`] keeps only `TWILIO_*` variables, so without this step a secret in a
+/// variable such as `BILLING_API_SECRET` would count as not set. Variables already in
+/// `environment` are kept as they are.
+pub fn add_secret_variables(file: &FileConfig, environment: &mut Environment) {
+    let names = file
+        .profiles
+        .iter()
+        .flat_map(|profile| &profile.api_keys)
+        .filter_map(|key| key.secret_env.as_ref());
+    for name in names {
+        if environment.contains_key(name) {
+            continue;
+        }
+        if let Ok(value) = std::env::var(name) {
+            environment.insert(name.clone(), value);
+        }
+    }
+}
+
+/// The account SID of the `serve --demo` placeholder profile. Twilio rejects tokens that name it.
+pub const PLACEHOLDER_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+
+/// The API key SID of the `serve --demo` placeholder profile.
+pub const PLACEHOLDER_API_KEY_SID: &str = "SK00000000000000000000000000000000";
+
+/// The Chat service SID of the `serve --demo` placeholder profile.
+pub const PLACEHOLDER_CHAT_SERVICE_SID: &str = "IS00000000000000000000000000000000";
+
+/// The variable that carries the placeholder secret from [`apply_demo`] to
+/// [`AppState::from_config`](crate::AppState::from_config). It exists only in the
+/// [`Environment`] map that `apply_demo` is given, never in the process environment.
+const PLACEHOLDER_SECRET_VARIABLE: &str = "TWILIO_TOKEN_DEMO_PLACEHOLDER_SECRET";
+
+/// Length of the random placeholder secret, the length of a Twilio API secret.
+const PLACEHOLDER_SECRET_CHARS: usize = 32;
+
+/// The parts of the configuration that [`apply_demo`] filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DemoSetup {
+    /// The profile that uses placeholder credentials, when no real ones were configured. Set
+    /// [`Profile::placeholder`] on it after building the state.
+    pub placeholder_profile: Option<String>,
+    /// True when the demo policy rule was added because the configuration has no rules.
+    pub added_rule: bool,
+}
+
+/// Fills in the embedded default configuration of `serve --demo`.
+///
+/// Call it after [`apply_environment`], so that real credentials from the environment are used.
+/// It changes only what the configuration leaves out:
+///
+/// - `[auth.users]` gets its defaults when absent, and `users` is appended to `auth.order` when
+///   missing, so the built-in users are enabled.
+/// - With no profile at all, it adds the placeholder profile `default`: account
+///   [`PLACEHOLDER_ACCOUNT_SID`], API key [`PLACEHOLDER_API_KEY_SID`] with a random 32-character
+///   secret made on each call, Chat service [`PLACEHOLDER_CHAT_SERVICE_SID`] and Sync service
+///   `default`. The secret is put into `environment` only.
+/// - With no policy rule, it adds one for every identity (`*`) on the first profile, with TTL
+///   and max TTL 3600 seconds. It grants Video for any room and incoming Voice, plus Chat, Sync
+///   and outgoing Voice when the profile has the service SID each needs.
+pub fn apply_demo(file: &mut FileConfig, environment: &mut Environment) -> DemoSetup {
+    if file.auth.users.is_none() {
+        file.auth.users = Some(UsersSection::default());
+    }
+    if !file.auth.order.iter().any(|name| name == "users") {
+        file.auth.order.push("users".into());
+    }
+
+    let mut placeholder_profile = None;
+    if file.profiles.is_empty() {
+        file.profiles.push(placeholder_profile_section());
+        environment.insert(
+            PLACEHOLDER_SECRET_VARIABLE.into(),
+            random_alphanumeric(PLACEHOLDER_SECRET_CHARS),
+        );
+        placeholder_profile = Some(default_profile_name());
+    }
+
+    let added_rule = file.policy.rules.is_empty();
+    if added_rule {
+        let rule = demo_rule(&file.profiles[0]);
+        file.policy.rules.push(rule);
+    }
+
+    DemoSetup {
+        placeholder_profile,
+        added_rule,
+    }
+}
+
+fn placeholder_profile_section() -> ProfileSection {
+    ProfileSection {
+        name: default_profile_name(),
+        account_sid: Some(PLACEHOLDER_ACCOUNT_SID.into()),
+        api_keys: vec![KeySection {
+            sid: PLACEHOLDER_API_KEY_SID.into(),
+            secret_env: Some(PLACEHOLDER_SECRET_VARIABLE.into()),
+            secret_file: None,
+        }],
+        chat_service_sid: Some(PLACEHOLDER_CHAT_SERVICE_SID.into()),
+        sync_service_sid: Some("default".into()),
+        ..ProfileSection::default()
+    }
+}
+
+/// Builds the demo rule for `profile`, leaving out each grant whose service SID is missing.
+fn demo_rule(profile: &ProfileSection) -> RuleSection {
+    let grants = GrantsSection {
+        chat: profile
+            .chat_service_sid
+            .as_ref()
+            .map(|_| ChatRule::default()),
+        video: Some(VideoRule {
+            rooms: vec!["*".into()],
+        }),
+        voice: Some(VoiceRule {
+            incoming: true,
+            outgoing: profile.voice_application_sid.is_some(),
+        }),
+        sync: profile.sync_service_sid.as_ref().map(|_| EmptyRule {}),
+        task_router: None,
+    };
+    RuleSection {
+        identities: vec!["*".into()],
+        groups: Vec::new(),
+        profile: profile.name.clone(),
+        ttl: Some(3600),
+        max_ttl: Some(3600),
+        grants,
+    }
+}
+
+fn random_alphanumeric(chars: usize) -> String {
+    use rand::Rng as _;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(chars)
+        .map(char::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AppState;
+
+    fn environment(pairs: &[(&str, &str)]) -> Environment {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn demo_without_credentials_uses_placeholders() {
+        let mut file = FileConfig::default();
+        let mut environment = Environment::new();
+
+        let setup = apply_demo(&mut file, &mut environment);
+
+        assert_eq!(setup.placeholder_profile.as_deref(), Some("default"));
+        assert!(setup.added_rule);
+        assert!(file.auth.users.is_some());
+        let state = AppState::from_config(&file, &environment, Path::new("."))
+            .expect("the demo configuration is valid");
+        let profile = &state.profiles["default"];
+        assert_eq!(profile.account_sid, PLACEHOLDER_ACCOUNT_SID);
+        assert_eq!(profile.signing_key().0, PLACEHOLDER_API_KEY_SID);
+        let rule = &state.policy.rules()[0];
+        assert_eq!(rule.grant_names(), ["chat", "video", "voice", "sync"]);
+        assert_eq!(rule.ttl.as_secs(), 3600);
+        assert_eq!(rule.max_ttl.as_secs(), 3600);
+    }
+
+    #[test]
+    fn demo_placeholder_secret_differs_per_call() {
+        let mut first = Environment::new();
+        let mut second = Environment::new();
+
+        apply_demo(&mut FileConfig::default(), &mut first);
+        apply_demo(&mut FileConfig::default(), &mut second);
+
+        let first = &first[PLACEHOLDER_SECRET_VARIABLE];
+        assert_eq!(first.len(), PLACEHOLDER_SECRET_CHARS);
+        assert!(first.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(first, &second[PLACEHOLDER_SECRET_VARIABLE]);
+    }
+
+    #[test]
+    fn demo_with_real_credentials_drops_missing_services() {
+        let mut environment = environment(&[
+            ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+            ("TWILIO_API_KEY", "SKfedcba9876543210fedcba9876543210"),
+            ("TWILIO_API_SECRET", "FAKEsecretDoNotUse0123456789abcd"),
+        ]);
+        let mut file = FileConfig::default();
+        apply_environment(&mut file, &environment);
+
+        let setup = apply_demo(&mut file, &mut environment);
+
+        assert_eq!(setup.placeholder_profile, None);
+        assert!(!environment.contains_key(PLACEHOLDER_SECRET_VARIABLE));
+        let state = AppState::from_config(&file, &environment, Path::new("."))
+            .expect("the demo configuration is valid");
+        assert_eq!(
+            state.profiles["default"].account_sid,
+            "AC0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(state.policy.rules()[0].grant_names(), ["video", "voice"]);
+    }
+
+    #[test]
+    fn demo_keeps_configured_rules() {
+        let mut file = parse(
+            r#"
+            [[policy.rules]]
+            identities = ["staff-*"]
+            grants = { video = {} }
+            "#,
+        )
+        .expect("valid TOML");
+
+        let setup = apply_demo(&mut file, &mut Environment::new());
+
+        assert!(!setup.added_rule);
+        assert_eq!(file.policy.rules.len(), 1);
+        assert_eq!(file.policy.rules[0].identities, ["staff-*"]);
+    }
+
+    #[test]
+    fn secret_variables_keep_existing_values() {
+        let file = parse(
+            r#"
+            [[profiles]]
+            account_sid = "AC0123456789abcdef0123456789abcdef"
+            api_keys = [{ sid = "SKfedcba9876543210fedcba9876543210", secret_env = "PATH" }]
+            "#,
+        )
+        .expect("valid TOML");
+        let mut environment = environment(&[("PATH", "kept")]);
+
+        add_secret_variables(&file, &mut environment);
+
+        assert_eq!(environment["PATH"], "kept");
+    }
+
+    #[test]
+    fn secret_variables_read_from_process() {
+        let file = parse(
+            r#"
+            [[profiles]]
+            account_sid = "AC0123456789abcdef0123456789abcdef"
+            api_keys = [{ sid = "SKfedcba9876543210fedcba9876543210", secret_env = "PATH" }]
+            "#,
+        )
+        .expect("valid TOML");
+        let mut environment = Environment::new();
+
+        add_secret_variables(&file, &mut environment);
+
+        // PATH plays the secret variable, because setting one needs `unsafe` in edition 2024,
+        // which the workspace forbids.
+        assert_eq!(environment.get("PATH"), std::env::var("PATH").ok().as_ref());
+    }
+}

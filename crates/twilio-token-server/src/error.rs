@@ -46,6 +46,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// 429: too many requests; retry after the given seconds.
     TooManyRequests {
+        /// Stable code, such as `too_many_attempts`.
+        code: &'static str,
         /// What was limited.
         message: String,
         /// Seconds until a retry may succeed.
@@ -93,12 +95,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Unauthorized { code, .. }
-            | ApiError::Forbidden { code, .. } => code,
+            | ApiError::Forbidden { code, .. }
+            | ApiError::TooManyRequests { code, .. } => code,
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Internal => "internal_error",
             ApiError::Unavailable { .. } => "unavailable",
         }

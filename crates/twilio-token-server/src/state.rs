@@ -9,6 +9,7 @@ use twilio_access_token::{Clock, SystemClock};
 
 use crate::auth::AuthProvider;
 use crate::auth::api_key::{ApiKey, ApiKeyProvider};
+use crate::auth::users::UsersProvider;
 use crate::config::{
     ConfigError, Environment, FileConfig, Profile, ServerSection, build_profile, parse_listen,
 };
@@ -29,6 +30,9 @@ pub struct AppState {
     pub providers: Vec<Arc<dyn AuthProvider>>,
     /// The clock tokens are minted with.
     pub clock: Arc<dyn Clock + Send + Sync>,
+    /// The built-in user store, when `users` is in `auth.order` and `[auth.users]` is set. It
+    /// is also in `providers`.
+    pub users: Option<Arc<UsersProvider>>,
 }
 
 impl fmt::Debug for AppState {
@@ -92,7 +96,9 @@ impl AppState {
         let policy = Policy::from_config(&file.policy.rules, &names)?;
         check_services(&policy, &profiles)?;
 
+        let clock: Arc<dyn Clock + Send + Sync> = Arc::new(SystemClock);
         let mut providers: Vec<Arc<dyn AuthProvider>> = Vec::new();
+        let mut users = None;
         for (index, name) in file.auth.order.iter().enumerate() {
             match name.as_str() {
                 "api_key" => {
@@ -107,7 +113,18 @@ impl AppState {
                         providers.push(Arc::new(ApiKeyProvider::new(keys)));
                     }
                 }
-                "users" => {}
+                "users" => {
+                    if let Some(section) = &file.auth.users {
+                        let provider = Arc::new(UsersProvider::from_config(
+                            &file.server,
+                            section,
+                            environment,
+                            Arc::clone(&clock),
+                        )?);
+                        providers.push(provider.clone());
+                        users = Some(provider);
+                    }
+                }
                 other => {
                     return Err(ConfigError::new(
                         format!("auth.order[{index}]"),
@@ -123,13 +140,22 @@ impl AppState {
             profiles,
             policy,
             providers,
-            clock: Arc::new(SystemClock),
+            clock,
+            users,
         })
     }
 
     /// Returns the names of readiness checks that fail; empty when ready.
     pub async fn readiness_failures(&self) -> Vec<String> {
-        Vec::new()
+        let mut failures = Vec::new();
+        if let Some(users) = &self.users {
+            if let Err(error) = users.store().ping().await {
+                let cause = std::error::Error::source(&error).map(ToString::to_string);
+                tracing::error!(%error, cause, "readiness check of the user database failed");
+                failures.push("users_database".to_owned());
+            }
+        }
+        failures
     }
 
     /// Returns the current Unix time by the state's clock.

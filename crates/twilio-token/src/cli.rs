@@ -1,9 +1,10 @@
 //! Command-line arguments. The help text is the doc comments below.
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 /// Expands to the exit status table of `mint` and `decode`, which never reject a token. It is a
 /// literal so that `concat!` can append it to other help.
@@ -78,7 +79,46 @@ Key file (--key-file), one API key per line:
     check_exit_status!()
 );
 
-/// Mint, verify and diagnose Twilio Access Tokens
+/// Expands to the environment variables that fill in the server's profile named `default`.
+macro_rules! server_environment {
+    () => {
+        "\
+Environment:
+  TWILIO_ACCOUNT_SID, TWILIO_API_KEY or TWILIO_API_KEY_SID, TWILIO_API_SECRET or
+  TWILIO_API_KEY_SECRET, TWILIO_CHAT_SERVICE_SID or TWILIO_CONVERSATIONS_SERVICE_SID,
+  TWILIO_SYNC_SERVICE_SID, TWILIO_TWIML_APP_SID, TWILIO_PUSH_CREDENTIAL_SID,
+  TWILIO_TASKROUTER_WORKSPACE_SID, TWILIO_REGION
+      fill in the profile named default, creating it when needed. They win over the file,
+      and an empty variable counts as unset.
+"
+    };
+}
+
+const SERVE_AFTER_HELP: &str = concat!(
+    server_environment!(),
+    "  RUST_LOG
+      log filter, such as debug or twilio_token_server=debug [default: info]
+
+Stopping:
+  SIGINT or SIGTERM stops accepting connections and gives requests in flight
+  server.shutdown_grace_secs (default 30) to finish. A second signal, or the end of that
+  time, stops the server at once.
+
+Exit status:
+  0  stopped by SIGINT or SIGTERM
+  2  invalid configuration, a non-loopback address that needs --allow-insecure, or an
+     address that could not be bound"
+);
+
+const CONFIG_CHECK_AFTER_HELP: &str = concat!(
+    server_environment!(),
+    "
+Exit status:
+  0  the configuration is valid
+  2  the configuration is invalid, or a file could not be read"
+);
+
+/// Mint, verify and diagnose Twilio Access Tokens, and run a server that issues them
 ///
 /// Access Tokens are the JWTs that Twilio's client SDKs (Conversations, Chat, Video, Voice, Sync,
 /// TaskRouter and Live) use to connect. They are signed with an API key and its secret.
@@ -123,6 +163,28 @@ pub(crate) enum Command {
     /// changed.
     #[command(after_long_help = EXIT_STATUS)]
     Decode(DecodeArgs),
+
+    /// Run the token server until SIGINT or SIGTERM
+    ///
+    /// Reads the configuration file, if any, and the Twilio environment variables, then serves
+    /// POST /token, GET /token, /healthz, /readyz and /openapi.json. Logs go to stderr. Every
+    /// invalid configuration value stops start-up with its key and the fix.
+    #[command(after_long_help = SERVE_AFTER_HELP)]
+    Serve(ServeArgs),
+
+    /// Check a server configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+
+    /// Generate and hash the API keys that backends send to the server
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+
+    /// Manage the built-in users that sign in at POST /login
+    ///
+    /// Changes the server's user database directly, so it works while the server runs.
+    /// Passwords are read from a prompt or stdin, never from an argument.
+    Users(crate::users::UsersArgs),
 }
 
 #[derive(Debug, Args)]
@@ -483,6 +545,117 @@ pub(crate) struct DecodeArgs {
     /// Makes the output reproducible, for tests and examples.
     #[arg(long, value_name = "UNIX_SECONDS")]
     pub(crate) now: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Configuration file (TOML) [default: none, the environment alone]
+    ///
+    /// Relative secret_file paths in it are read from the file's folder.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Address and port to listen on, replacing server.listen [default: 127.0.0.1:8080]
+    ///
+    /// Port 0 picks a free port, which the listening log line shows.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) listen: Option<SocketAddr>,
+
+    /// Run the embedded default for trying the server on this machine
+    ///
+    /// Enables the built-in users. When the configuration has no policy rules, adds one that
+    /// gives every identity Video, Voice and, when their services are set, Chat and Sync.
+    /// Without real credentials in the environment or the file, tokens are signed with
+    /// placeholder credentials that Twilio does not accept. Listens on loopback only unless
+    /// --allow-insecure is given.
+    #[arg(long)]
+    pub(crate) demo: bool,
+
+    /// Start on a non-loopback address without authentication or with --demo
+    ///
+    /// Without this flag such a start is an error. With it the server starts and logs a
+    /// warning.
+    #[arg(long)]
+    pub(crate) allow_insecure: bool,
+
+    /// Log format on stderr
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Plain)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// The format of the logs `serve` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One line of text per event
+    Plain,
+    /// One JSON object per line
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Validate a server configuration and print it with secrets hidden
+    ///
+    /// Loads the file and the environment as serve does and prints the configuration that
+    /// results: defaults filled in, the authentication providers in the order they run, the
+    /// profiles and the policy rules. API secrets are never printed, only whether each is set,
+    /// and API key hashes are shortened.
+    #[command(after_long_help = CONFIG_CHECK_AFTER_HELP)]
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigCheckArgs {
+    /// Configuration file (TOML) [default: none, the environment alone]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Print the configuration as JSON instead of TOML
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApiKeyCommand {
+    /// Generate an API key and the configuration block for it
+    ///
+    /// The key goes to stdout, and this is the only time it is shown: the server stores only
+    /// its hash. A [[auth.api_keys]] block with the hash goes to stderr, ready to paste into
+    /// the configuration file.
+    #[command(after_long_help = EXIT_STATUS)]
+    Generate(ApiKeyGenerateArgs),
+
+    /// Read an API key from stdin and print its hash for the configuration
+    ///
+    /// Whitespace around the key is ignored.
+    #[command(after_long_help = EXIT_STATUS)]
+    Hash,
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("caller")
+        .args(["identity", "may_act_for"])
+        .required(true)
+        .multiple(true)
+))]
+pub(crate) struct ApiKeyGenerateArgs {
+    /// Name of the key in logs, such as billing-backend
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: String,
+
+    /// Identity of the tokens minted for this key when the request names none
+    #[arg(long, value_name = "IDENTITY")]
+    pub(crate) identity: Option<String>,
+
+    /// Identities the key may request tokens for, as a pattern such as user-* (* matches any
+    /// run of characters, ? one character)
+    #[arg(long, value_name = "PATTERN")]
+    pub(crate) may_act_for: Option<String>,
+
+    /// Group the key's requests belong to, for policy rules (repeatable)
+    #[arg(long = "group", value_name = "GROUP")]
+    pub(crate) groups: Vec<String>,
 }
 
 /// Splits `KEY=VALUE` at the first `=`. The key must not be empty, but the value may be.

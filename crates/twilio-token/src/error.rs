@@ -6,6 +6,7 @@ use std::io;
 use twilio_access_token::{
     DecodeError, EndpointIdError, GrantJsonError, MintError, SidError, TtlError, VerifierError,
 };
+use twilio_token_server::config::ConfigError;
 
 /// The exit status of `verify` and `doctor` when the token was checked and rejected.
 pub(crate) const EXIT_REJECTED: u8 = 1;
@@ -51,6 +52,15 @@ pub(crate) enum CliError {
     },
     /// Writing the result to stdout failed for a reason other than a closed pipe.
     Write(io::Error),
+    /// The server configuration is invalid. The error names the key and the fix.
+    Config(ConfigError),
+    /// The server could not listen or stopped with an I/O error.
+    Serve {
+        /// What failed, such as `failed to listen on 127.0.0.1:8080`.
+        what: String,
+        /// The I/O error.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for CliError {
@@ -69,6 +79,8 @@ impl fmt::Display for CliError {
                 write!(f, "the grants JSON from {origin} is not valid JSON")
             }
             CliError::Write(_) => f.write_str("failed to write to stdout"),
+            CliError::Config(error) => error.fmt(f),
+            CliError::Serve { what, .. } => f.write_str(what),
         }
     }
 }
@@ -79,8 +91,15 @@ impl std::error::Error for CliError {
             CliError::Read { source, .. } => Some(source),
             CliError::GrantsNotJson { source, .. } => Some(source),
             CliError::Write(source) => Some(source),
+            CliError::Serve { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(error: ConfigError) -> Self {
+        CliError::Config(error)
     }
 }
 

@@ -1,12 +1,14 @@
-//! The `twilio-token` command line: mints, verifies and diagnoses Twilio Access Tokens, and shows
-//! what a token contains.
+//! The `twilio-token` command line: mints, verifies and diagnoses Twilio Access Tokens, shows
+//! what a token contains, and runs the token server.
 //!
 //! Results go to stdout and errors to stderr, once, as `error: <message>`. The exit status is 0
 //! on success, 1 when `verify` or `doctor` rejects the token, and 2 for a usage or input error.
 //! A closed stdout (a broken pipe) ends the program quietly with the status it would have had.
 
+mod api_key_cmd;
 mod check;
 mod cli;
+mod config_cmd;
 mod credentials;
 mod decode;
 mod doctor;
@@ -16,7 +18,9 @@ mod input;
 mod keys;
 mod mint;
 mod output;
+mod serve;
 mod time;
+mod users;
 mod verify;
 
 use std::io::{self, Write as _};
@@ -24,7 +28,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{ApiKeyCommand, Cli, Command, ConfigCommand};
 use crate::error::CliError;
 use crate::output::Outcome;
 
@@ -44,6 +48,17 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Verify(args) => verify::run(&args)?,
         Command::Doctor(args) => doctor::run(&args)?,
         Command::Decode(args) => Outcome::success(decode::run(&args)?),
+        Command::Serve(args) => {
+            serve::run(&args)?;
+            Outcome::default()
+        }
+        Command::Config(ConfigCommand::Check(args)) => Outcome::success(config_cmd::check(&args)?),
+        Command::ApiKey(ApiKeyCommand::Generate(args)) => {
+            api_key_cmd::generate(&args)?;
+            Outcome::default()
+        }
+        Command::ApiKey(ApiKeyCommand::Hash) => Outcome::success(api_key_cmd::hash()?),
+        Command::Users(args) => users::run(&args)?,
     };
     outcome.emit()
 }

@@ -7,6 +7,7 @@
 
 pub mod api_key;
 pub mod extension;
+pub mod users;
 
 use std::future::Future;
 use std::net::SocketAddr;

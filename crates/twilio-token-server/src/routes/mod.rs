@@ -1,6 +1,7 @@
 //! HTTP routes.
 
 pub mod health;
+pub mod login;
 pub mod openapi;
 pub mod token;
 
@@ -12,4 +13,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/openapi.json"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
 ];

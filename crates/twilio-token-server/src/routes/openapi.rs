@@ -6,6 +6,7 @@ use utoipa::OpenApi;
 use crate::error_schema::ErrorResponse;
 use crate::issue::{TokenRequest, TokenResponse};
 use crate::routes::health::Health;
+use crate::routes::login::{LoginRequest, LoginResponse, LogoutResponse};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -20,8 +21,18 @@ use crate::routes::health::Health;
         crate::routes::health::healthz,
         crate::routes::health::readyz,
         openapi_json,
+        crate::routes::login::post_login,
+        crate::routes::login::post_logout,
     ),
-    components(schemas(TokenRequest, TokenResponse, Health, ErrorResponse))
+    components(schemas(
+        TokenRequest,
+        TokenResponse,
+        Health,
+        ErrorResponse,
+        LoginRequest,
+        LoginResponse,
+        LogoutResponse
+    ))
 )]
 pub struct ApiDoc;
 
