@@ -56,5 +56,8 @@ fn oversized_token_rejected_at_build() {
         .ttl_secs(TTL)
         .grant(VideoGrant::new().room(room))
         .build();
-    assert_eq!(result.map(|_| ()), Err(MintError::TokenTooLarge { bytes: 17_262 }));
+    assert_eq!(
+        result.map(|_| ()),
+        Err(MintError::TokenTooLarge { bytes: 17_262 })
+    );
 }
