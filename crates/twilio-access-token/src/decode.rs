@@ -222,29 +222,32 @@ fn parse_object(bytes: &[u8], segment: Segment) -> Result<Map<String, Value>, De
             deserializer.end()?;
             Ok(value)
         });
-    let value = value.map_err(|error| {
-        let message = error.to_string();
-        match message.strip_prefix(DUPLICATE_KEY_PREFIX) {
-            Some(rest) => DecodeError::DuplicateKey {
-                segment,
-                key: rest
-                    .rsplit_once(" at line ")
-                    .map_or(rest, |(key, _)| key)
-                    .to_owned(),
-            },
-            None => DecodeError::InvalidJson { segment, message },
-        }
-    })?;
+    let value = value.map_err(|error| json_error(&error, segment))?;
     match value {
         Value::Object(map) => Ok(map),
         _ => Err(DecodeError::NotAnObject { segment }),
     }
 }
 
-const DUPLICATE_KEY_PREFIX: &str = "duplicate key: ";
+/// Turns a parser error into a [`DecodeError`], recognising repeated keys.
+pub(crate) fn json_error(error: &serde_json::Error, segment: Segment) -> DecodeError {
+    let message = error.to_string();
+    match message.strip_prefix(DUPLICATE_KEY_PREFIX) {
+        Some(rest) => DecodeError::DuplicateKey {
+            segment,
+            key: rest
+                .rsplit_once(" at line ")
+                .map_or(rest, |(key, _)| key)
+                .to_owned(),
+        },
+        None => DecodeError::InvalidJson { segment, message },
+    }
+}
+
+pub(crate) const DUPLICATE_KEY_PREFIX: &str = "duplicate key: ";
 
 /// Deserializes a JSON value like `serde_json::Value` does, but fails on a repeated object key.
-struct StrictValue;
+pub(crate) struct StrictValue;
 
 impl<'de> DeserializeSeed<'de> for StrictValue {
     type Value = Value;

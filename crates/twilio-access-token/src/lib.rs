@@ -4,6 +4,7 @@ mod clock;
 mod decode;
 mod diagnose;
 mod error;
+mod fields;
 mod grants;
 mod identity;
 mod json;

@@ -7,7 +7,8 @@ use hmac::Mac;
 use serde_json::{Map, Value};
 
 use crate::clock::{Clock, SystemClock};
-use crate::decode::{self, DecodeError, Segment};
+use crate::decode::{DecodeError, Segment};
+use crate::fields::{self, ClaimFields};
 use crate::grants::{Grant, GrantJsonError};
 use crate::jwt::{CONTENT_TYPE, HmacSha256, new_hmac};
 use crate::secret::ApiSecret;
@@ -613,11 +614,16 @@ impl Verifier {
     /// Returns the [`VerifyError`] of the first failed check, in the order listed on
     /// [`Verifier`].
     pub fn verify_at(&self, token: &str, now: u64) -> Result<Claims, VerifyError> {
-        let parts = decode::decode_parts(token)?;
-        let region = check_header(&parts.header)?;
+        let fields = fields::parse_token(token)?;
+        let header = &fields.header;
+        let region = check_header_values(
+            header.alg.as_ref(),
+            header.typ.as_ref(),
+            header.cty.as_ref(),
+            header.twr.as_ref(),
+        )?;
 
-        let claims = &parts.claims;
-        let Some(Value::String(iss)) = claims.get("iss") else {
+        let Some(Value::String(iss)) = &fields.claims.iss else {
             return Err(VerifyError::MissingIssuer);
         };
         let key = self
@@ -625,17 +631,15 @@ impl Verifier {
             .iter()
             .find(|key| key.sid == *iss)
             .ok_or_else(|| VerifyError::UnknownApiKey { iss: iss.clone() })?;
-        if !signature_matches(
-            &key.mac,
-            &token.as_bytes()[..parts.signing_input_len],
-            &parts.signature,
-        ) {
+        let signing_input = &token.as_bytes()[..fields.signing_input_len];
+        let signature = &fields.signature[..fields.signature_len];
+        if !signature_matches(&key.mac, signing_input, signature) {
             return Err(VerifyError::BadSignature {
                 api_key_sid: key.sid.clone(),
             });
         }
 
-        let verified = self.check_claims(parts.claims, region, now)?;
+        let verified = self.check_claims(fields.claims, region, now)?;
         if let Some(reason) = self
             .revocation
             .as_ref()
@@ -663,21 +667,22 @@ impl Verifier {
 
     fn check_claims(
         &self,
-        mut claims: Map<String, Value>,
+        claims: ClaimFields,
         region: Option<String>,
         now: u64,
     ) -> Result<Claims, VerifyError> {
-        let account_sid = match claims.get("sub") {
-            Some(Value::String(sub)) if *sub == self.account_sid => sub.clone(),
+        let account_sid = match claims.sub {
+            Some(Value::String(sub)) if sub == self.account_sid => sub,
             other => {
                 return Err(VerifyError::WrongAccount {
                     expected: self.account_sid.clone(),
-                    found: other.map(Value::to_string),
+                    found: other.as_ref().map(Value::to_string),
                 });
             }
         };
 
-        let expires_at = time_claim(&claims, "exp")?.ok_or(VerifyError::MissingExpiry)?;
+        let expires_at =
+            time_value(claims.exp.as_ref(), "exp")?.ok_or(VerifyError::MissingExpiry)?;
         if now > expires_at.saturating_add(self.leeway) {
             return Err(VerifyError::Expired {
                 exp: expires_at,
@@ -685,7 +690,7 @@ impl Verifier {
                 leeway: self.leeway,
             });
         }
-        let not_before = time_claim(&claims, "nbf")?;
+        let not_before = time_value(claims.nbf.as_ref(), "nbf")?;
         if let Some(nbf) = not_before.filter(|nbf| *nbf > now.saturating_add(self.leeway)) {
             return Err(VerifyError::NotYetValid {
                 nbf,
@@ -693,7 +698,7 @@ impl Verifier {
                 leeway: self.leeway,
             });
         }
-        let issued_at = time_claim(&claims, "iat")?;
+        let issued_at = time_value(claims.iat.as_ref(), "iat")?;
         let (start, from) = match (not_before, issued_at) {
             (Some(nbf), _) => (nbf, "nbf"),
             (None, Some(iat)) => (iat, "iat"),
@@ -708,7 +713,7 @@ impl Verifier {
             });
         }
 
-        let Some(Value::Object(mut grants)) = claims.remove("grants") else {
+        let Some(Value::Object(mut grants)) = claims.grants else {
             return Err(VerifyError::GrantsNotObject);
         };
         let identity = match grants.shift_remove("identity") {
@@ -732,11 +737,11 @@ impl Verifier {
             }
         }
 
-        let jti = match claims.remove("jti") {
+        let jti = match claims.jti {
             Some(Value::String(jti)) => Some(jti),
             _ => None,
         };
-        let api_key_sid = match claims.remove("iss") {
+        let api_key_sid = match claims.iss {
             Some(Value::String(iss)) => iss,
             _ => String::new(),
         };
@@ -757,17 +762,31 @@ impl Verifier {
 
 /// Checks `alg`, `typ`, `cty` and `twr` and returns the region.
 pub(crate) fn check_header(header: &Map<String, Value>) -> Result<Option<String>, VerifyError> {
-    let text = |name: &str| header.get(name).map(Value::to_string);
-    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
-        return Err(VerifyError::UnsupportedAlgorithm { alg: text("alg") });
+    check_header_values(
+        header.get("alg"),
+        header.get("typ"),
+        header.get("cty"),
+        header.get("twr"),
+    )
+}
+
+fn check_header_values(
+    alg: Option<&Value>,
+    typ: Option<&Value>,
+    cty: Option<&Value>,
+    twr: Option<&Value>,
+) -> Result<Option<String>, VerifyError> {
+    let text = |value: Option<&Value>| value.map(Value::to_string);
+    if alg.and_then(Value::as_str) != Some("HS256") {
+        return Err(VerifyError::UnsupportedAlgorithm { alg: text(alg) });
     }
-    if header.get("typ").and_then(Value::as_str) != Some("JWT") {
-        return Err(VerifyError::WrongType { typ: text("typ") });
+    if typ.and_then(Value::as_str) != Some("JWT") {
+        return Err(VerifyError::WrongType { typ: text(typ) });
     }
-    if header.get("cty").and_then(Value::as_str) != Some(CONTENT_TYPE) {
-        return Err(VerifyError::WrongContentType { cty: text("cty") });
+    if cty.and_then(Value::as_str) != Some(CONTENT_TYPE) {
+        return Err(VerifyError::WrongContentType { cty: text(cty) });
     }
-    match header.get("twr") {
+    match twr {
         None => Ok(None),
         Some(Value::String(region)) => Ok(Some(region.clone())),
         Some(_) => Err(VerifyError::InvalidRegion),
@@ -786,11 +805,11 @@ pub(crate) fn signature_matches(mac: &HmacSha256, signing_input: &[u8], signatur
 pub(crate) const MAX_TIME_CLAIM: u64 = MAX_ISSUE_TIME + MAX_LIFETIME_SECS;
 
 /// Reads a time claim: absent, or an integer from 0 to [`MAX_TIME_CLAIM`].
-pub(crate) fn time_claim(
-    claims: &Map<String, Value>,
+pub(crate) fn time_value(
+    value: Option<&Value>,
     claim: &'static str,
 ) -> Result<Option<u64>, VerifyError> {
-    match claims.get(claim) {
+    match value {
         None => Ok(None),
         Some(value) => match value.as_u64() {
             Some(time) if time <= MAX_TIME_CLAIM => Ok(Some(time)),
