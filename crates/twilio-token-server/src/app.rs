@@ -15,8 +15,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+
+use axum::BoxError;
+use axum::error_handling::HandleErrorLayer;
 
 use crate::error::ApiError;
 use crate::routes::{health, login, openapi, token};
@@ -27,6 +29,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Builds the router with every route and layer. Tests can call it without a socket.
 pub fn app(state: Arc<AppState>) -> Router {
     let server = &state.server;
+    let timeout_secs = server.request_timeout_secs;
     let mut router = Router::new()
         .route("/token", get(token::get_token).post(token::post_token))
         .route("/healthz", get(health::healthz))
@@ -42,13 +45,22 @@ pub fn app(state: Arc<AppState>) -> Router {
     }
 
     router
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |_: BoxError| async move {
+                    ApiError::Unavailable {
+                        message: format!(
+                            "the request took longer than {timeout_secs} seconds: try again"
+                        ),
+                    }
+                    .into_response()
+                }))
+                .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(timeout_secs))),
+        )
+        // Outside the timeout, so that its answer is marked no-store too.
         .layer(SetResponseHeaderLayer::if_not_present(
             CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(server.request_timeout_secs),
         ))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request

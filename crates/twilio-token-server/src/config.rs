@@ -523,6 +523,24 @@ fn check_sid(key: String, kind: SidKind, value: &Option<String>) -> Result<(), C
     }
 }
 
+/// Builds a token with the key, so a secret the library would reject (empty, or with whitespace
+/// around it) stops start-up instead of failing every request.
+fn check_signing(
+    key_name: &str,
+    account_sid: &str,
+    api_key_sid: &str,
+    secret: &ApiSecret,
+) -> Result<(), ConfigError> {
+    twilio_access_token::AccessToken::builder()
+        .account_sid(account_sid)
+        .api_key_sid(api_key_sid)
+        .api_secret(secret.clone())
+        .identity("start-up-check")
+        .build()
+        .map(|_| ())
+        .map_err(|error| ConfigError::new(format!("{key_name} secret"), error.to_string()))
+}
+
 /// Validates one profile and loads its secrets.
 pub(crate) fn build_profile(
     index: usize,
@@ -591,6 +609,7 @@ pub(crate) fn build_profile(
             ));
         }
         let secret = read_secret(&key_name, key, environment, base_dir)?;
+        check_signing(&key_name, &account_sid, &key.sid, &secret)?;
         keys.push((key.sid.clone(), secret));
     }
     if let Some(signing) = &section.signing_key {
@@ -899,5 +918,46 @@ mod tests {
         // PATH plays the secret variable, because setting one needs `unsafe` in edition 2024,
         // which the workspace forbids.
         assert_eq!(environment.get("PATH"), std::env::var("PATH").ok().as_ref());
+    }
+
+    fn profile_with_secret(secret: &str) -> Result<Profile, ConfigError> {
+        let section = ProfileSection {
+            name: "default".into(),
+            account_sid: Some("AC0123456789abcdef0123456789abcdef".into()),
+            api_keys: vec![KeySection {
+                sid: "SKfedcba9876543210fedcba9876543210".into(),
+                secret_env: Some("TEST_SECRET".into()),
+                secret_file: None,
+            }],
+            ..ProfileSection::default()
+        };
+        let environment = environment(&[("TEST_SECRET", secret)]);
+        build_profile(0, &section, &environment, Path::new("."))
+    }
+
+    #[test]
+    fn secret_with_whitespace_stops_start_up() {
+        let error = profile_with_secret("secret-with-space ").expect_err("whitespace");
+        assert_eq!(error.key, "profiles[0] (default).api_keys[0] secret");
+        assert!(error.message.contains("whitespace"), "{}", error.message);
+        assert!(profile_with_secret("FAKEsecretDoNotUse0123456789abcd").is_ok());
+    }
+
+    #[test]
+    fn origins_need_lowercase_host_without_path() {
+        for origin in [
+            "https://app.example.com/app",
+            "https://App.example.com",
+            "https://",
+            "*",
+        ] {
+            let mut file = FileConfig::default();
+            file.server.allowed_origins = vec![origin.to_owned()];
+            let error = crate::state::check_server(&file.server).expect_err(origin);
+            assert_eq!(error.key, "server.allowed_origins[0]", "{origin}");
+        }
+        let mut file = FileConfig::default();
+        file.server.allowed_origins = vec!["http://localhost:3000".into()];
+        assert!(crate::state::check_server(&file.server).is_ok());
     }
 }

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use twilio_access_token::{
-    AccessToken, ChatGrant, SyncGrant, TaskRouterGrant, Ttl, VideoGrant, VoiceGrant, endpoint_id,
-    validate_identity,
+    AccessToken, ChatGrant, MintError, SyncGrant, TaskRouterGrant, Ttl, VideoGrant, VoiceGrant,
+    endpoint_id, validate_identity,
 };
 use utoipa::ToSchema;
 
@@ -120,9 +120,13 @@ pub fn issue(
         ));
     }
 
-    let token = builder.build().map_err(|error| {
-        tracing::error!(%error, profile = %profile.name, "minting failed for a validated profile");
-        ApiError::Internal
+    let token = builder.build().map_err(|error| match error {
+        // Long request values (a room, a device id) can push the token over the verifiers' limit.
+        MintError::TokenTooLarge { .. } => ApiError::bad_request("token_too_large", error.to_string()),
+        error => {
+            tracing::error!(%error, profile = %profile.name, "minting failed for a validated profile");
+            ApiError::Internal
+        }
     })?;
     let jwt = token.to_jwt_at(now).map_err(|error| {
         tracing::error!(%error, "minting failed at the current time");

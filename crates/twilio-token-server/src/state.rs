@@ -164,7 +164,7 @@ impl AppState {
     }
 }
 
-fn check_server(server: &ServerSection) -> Result<(), ConfigError> {
+pub(crate) fn check_server(server: &ServerSection) -> Result<(), ConfigError> {
     if !(0.05..=0.5).contains(&server.refresh_before_expiry) {
         return Err(ConfigError::new(
             "server.refresh_before_expiry",
@@ -175,15 +175,21 @@ fn check_server(server: &ServerSection) -> Result<(), ConfigError> {
         ));
     }
     for (index, origin) in server.allowed_origins.iter().enumerate() {
-        let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
-            && !origin.ends_with('/')
-            && !origin.contains('*');
+        // Browsers send the origin in lowercase with no path, and CORS compares bytes exactly.
+        let host = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let valid = host.is_some_and(|host| {
+            !host.is_empty()
+                && !host.contains(['/', '*', '?', '#', ' '])
+                && !host.bytes().any(|byte| byte.is_ascii_uppercase())
+        });
         if !valid {
             return Err(ConfigError::new(
                 format!("server.allowed_origins[{index}]"),
                 format!(
                     "{origin:?} is not an origin: write scheme, host and optional port, such as \
-                     https://app.example.com, without a path or wildcard"
+                     https://app.example.com, in lowercase and without a path or wildcard"
                 ),
             ));
         }
