@@ -1,0 +1,190 @@
+//! The server under load in `scripts/bench/server/run.sh`.
+//!
+//! ```text
+//! BENCH_API_KEY=ttk_… cargo run --release -p twilio-token-server --example bench_server -- --port 8081
+//! cargo run --release -p twilio-token-server --example bench_server -- --port 8082 --bare
+//! ```
+//!
+//! Without `--bare` it serves the full token server ([`twilio_token_server::app`]) with one API
+//! key, the one in `BENCH_API_KEY`, whose identity `bench-user` gets a Chat grant for an hour.
+//! With `--bare` it serves only `POST /token` on a plain axum router, which mints one fixed Chat
+//! token built once at start-up and returns `{"identity", "token"}`: no authentication, no
+//! policy, no middleware. The difference between the two is the cost of everything but minting.
+//!
+//! Both listen on 127.0.0.1 only and stop on SIGINT or SIGTERM. Logs go to stderr through a
+//! `tracing-subscriber` fmt layer filtered by `RUST_LOG` (default `info`), as a deployment
+//! would run. The SIDs and the Twilio secret are fake placeholders.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use twilio_access_token::{AccessToken, ChatGrant, Clock, SystemClock};
+use twilio_token_server::auth::api_key::{KEY_PREFIX, hash_key};
+use twilio_token_server::config::{self, Environment};
+use twilio_token_server::{AppState, run, shutdown_signal};
+
+const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+const API_KEY_SID: &str = "SKfedcba9876543210fedcba9876543210";
+const CHAT_SERVICE_SID: &str = "IS00000000000000000000000000000001";
+/// A fake Twilio API key secret; the bench needs no real account.
+const FAKE_SECRET: &str = "FAKEsecretDoNotUse0123456789abcd";
+const IDENTITY: &str = "bench-user";
+
+struct Options {
+    port: u16,
+    bare: bool,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        port: 8081,
+        bare: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bare" => options.bare = true,
+            "--port" => {
+                let value = args.next().ok_or("--port needs a port number")?;
+                options.port = value
+                    .parse()
+                    .map_err(|_| format!("--port {value:?} is not a port number"))?;
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}: use --port N and --bare"
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// Builds the full token server's state: one API key (stored as its hash) and one Chat rule.
+fn token_state(api_key: &str) -> Result<AppState, String> {
+    let text = format!(
+        r#"
+[auth]
+order = ["api_key"]
+
+[[auth.api_keys]]
+name = "bench"
+hash = "{hash}"
+identity = "{IDENTITY}"
+
+[[profiles]]
+name = "default"
+account_sid = "{ACCOUNT_SID}"
+chat_service_sid = "{CHAT_SERVICE_SID}"
+
+[[profiles.api_keys]]
+sid = "{API_KEY_SID}"
+secret_env = "BENCH_TWILIO_SECRET"
+
+[[policy.rules]]
+identities = ["bench-*"]
+ttl = 3600
+[policy.rules.grants.chat]
+"#,
+        hash = hash_key(api_key)
+    );
+    let file = config::parse(&text).map_err(|error| error.to_string())?;
+    let environment =
+        Environment::from([("BENCH_TWILIO_SECRET".to_owned(), FAKE_SECRET.to_owned())]);
+    AppState::from_config(&file, &environment, Path::new(".")).map_err(|error| error.to_string())
+}
+
+#[derive(Serialize)]
+struct BareResponse {
+    identity: &'static str,
+    token: String,
+}
+
+/// Mints the prebuilt token at the current time: the least a token route can do.
+async fn bare_token(
+    State(token): State<Arc<AccessToken>>,
+) -> Result<Json<BareResponse>, StatusCode> {
+    let now = SystemClock.now().ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+    let jwt = token
+        .to_jwt_at(now)
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok(Json(BareResponse {
+        identity: IDENTITY,
+        token: jwt,
+    }))
+}
+
+fn bare_router() -> Result<Router, String> {
+    let token = AccessToken::builder()
+        .account_sid(ACCOUNT_SID)
+        .api_key_sid(API_KEY_SID)
+        .api_secret(FAKE_SECRET)
+        .identity(IDENTITY)
+        .ttl_secs(3600)
+        .grant(ChatGrant::new().service_sid(CHAT_SERVICE_SID))
+        .build()
+        .map_err(|error| error.to_string())?;
+    Ok(Router::new()
+        .route("/token", post(bare_token))
+        .with_state(Arc::new(token)))
+}
+
+fn router(options: &Options) -> Result<Router, String> {
+    if options.bare {
+        return bare_router();
+    }
+    let api_key = std::env::var("BENCH_API_KEY")
+        .ok()
+        .filter(|key| key.starts_with(KEY_PREFIX))
+        .ok_or("BENCH_API_KEY must hold an API key starting with ttk_")?;
+    Ok(twilio_token_server::app(Arc::new(token_state(&api_key)?)))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            tracing::error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let router = match router(&options) {
+        Ok(router) => router,
+        Err(message) => {
+            tracing::error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port));
+    let listener = match TcpListener::bind(address).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, %address, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(%address, bare = options.bare, "bench server listening");
+    if let Err(error) = run(listener, router, shutdown_signal()).await {
+        tracing::error!(%error, "server failed");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
