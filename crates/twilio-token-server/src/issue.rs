@@ -192,6 +192,16 @@ fn requested_grants(
     let Some(requested) = requested else {
         return Ok(allowed);
     };
+    if requested.is_empty() {
+        return Err(ApiError::bad_request(
+            "no_grants",
+            format!(
+                "grants is empty, so the token would allow nothing: ask for some of {}, or leave \
+                 grants out for all that policy allows",
+                allowed.join(", ")
+            ),
+        ));
+    }
     let mut grants = Vec::with_capacity(requested.len());
     for name in requested {
         let Some(known) = GRANT_NAMES.iter().find(|known| *known == name) else {
@@ -271,8 +281,22 @@ fn chat_grant(
 
 fn video_grant(rule: &Rule, room: Option<&str>) -> Result<VideoGrant, ApiError> {
     let Some(room) = room else {
+        // A Video grant without a room allows every room, so a rule that limits rooms must
+        // never issue one.
+        if !rule.rooms.is_empty() {
+            return Err(ApiError::bad_request(
+                "room_required",
+                "policy limits this identity to certain Video rooms: name one with room",
+            ));
+        }
         return Ok(VideoGrant::new());
     };
+    if room.is_empty() || room.chars().any(char::is_control) || room.chars().count() > 256 {
+        return Err(ApiError::bad_request(
+            "invalid_room",
+            "room must be 1 to 256 characters without control characters",
+        ));
+    }
     if !rule.rooms.iter().any(|pattern| pattern.matches(room)) {
         let allowed: Vec<&str> = rule.rooms.iter().map(|pattern| pattern.as_str()).collect();
         return Err(ApiError::forbidden(

@@ -399,13 +399,13 @@ async fn room_matching_pattern_is_granted() {
     let posted = server
         .post_token(
             &server.keys.actor,
-            json!({"identity": "user-7", "room": "standup-mon"}),
+            json!({"identity": "user-meet-7", "room": "standup-mon"}),
         )
         .await;
     let got = server
         .get_token(
             &server.keys.actor,
-            "identity=user-7&grants=video&room=standup-tue",
+            "identity=user-meet-7&grants=video&room=standup-tue",
         )
         .await;
 
@@ -435,11 +435,11 @@ async fn room_outside_pattern_is_forbidden() {
     let response = server
         .post_token(
             &server.keys.actor,
-            json!({"identity": "user-7", "room": "board-meeting"}),
+            json!({"identity": "user-meet-7", "room": "board-meeting"}),
         )
         .await;
     let prefix_only = server
-        .get_token(&server.keys.actor, "identity=user-7&room=standup")
+        .get_token(&server.keys.actor, "identity=user-meet-7&room=standup")
         .await;
 
     let error = expect_error(response, 403, "room_not_allowed").await;
@@ -450,13 +450,58 @@ async fn room_outside_pattern_is_forbidden() {
 }
 
 #[tokio::test]
+async fn room_required_when_policy_limits_rooms() {
+    let server = TestServer::start().await;
+
+    let missing = server
+        .post_token(&server.keys.actor, json!({"identity": "user-meet-7"}))
+        .await;
+    let empty = server
+        .post_token(
+            &server.keys.actor,
+            json!({"identity": "user-meet-7", "room": ""}),
+        )
+        .await;
+    let chat_only = server
+        .post_token(
+            &server.keys.actor,
+            json!({"identity": "user-meet-7", "grants": ["chat"]}),
+        )
+        .await;
+
+    expect_error(missing, 400, "room_required").await;
+    expect_error(empty, 400, "invalid_room").await;
+    assert_eq!(chat_only.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn empty_grant_list_is_bad_request() {
+    let server = TestServer::start().await;
+
+    let body = server
+        .post_token(
+            &server.keys.actor,
+            json!({"identity": "user-7", "grants": []}),
+        )
+        .await;
+    let query = server
+        .get_token(&server.keys.actor, "identity=user-7&grants=")
+        .await;
+
+    expect_error(body, 400, "no_grants").await;
+    expect_error(query, 400, "no_grants").await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn room_without_video_is_bad_request() {
     let server = TestServer::start().await;
 
     let response = server
         .post_token(
             &server.keys.actor,
-            json!({"identity": "user-7", "grants": ["chat"], "room": "standup-mon"}),
+            json!({"identity": "user-meet-7", "grants": ["chat"], "room": "standup-mon"}),
         )
         .await;
 
@@ -827,12 +872,21 @@ async fn request_ids_are_unique_or_echoed() {
         .send()
         .await
         .expect("response");
+    let hostile = server
+        .client
+        .get(server.url("/healthz"))
+        .header("x-request-id", "1 path=/admin status=200")
+        .send()
+        .await
+        .expect("response");
 
     let first_id = header(first.headers(), "x-request-id");
     let second_id = header(second.headers(), "x-request-id");
-    assert_eq!(first_id.len(), 36, "a UUID: {first_id}");
+    assert!(!first_id.is_empty());
     assert_ne!(first_id, second_id);
     assert_eq!(header(chosen.headers(), "x-request-id"), "trace-abc-123");
+    let replaced = header(hostile.headers(), "x-request-id");
+    assert!(!replaced.contains(' '), "{replaced}");
     server.stop().await;
 }
 

@@ -55,8 +55,8 @@ fn cases(server: &TestServer) -> Vec<Case> {
         Case {
             name: "room_short_ttl",
             key: keys.actor.clone(),
-            body: json!({"identity": "user-8", "grants": ["video"], "room": "standup-mon", "ttl": 120}),
-            grants: json!({"identity": "user-8", "video": {"room": "standup-mon"}}),
+            body: json!({"identity": "user-meet-8", "grants": ["video"], "room": "standup-mon", "ttl": 120}),
+            grants: json!({"identity": "user-meet-8", "video": {"room": "standup-mon"}}),
         },
         Case {
             name: "backend_sync",

@@ -78,7 +78,7 @@ async fn exercise(server: &TestServer) -> Vec<String> {
         (&keys.actor, json!({"identity": "user-7"})),
         (
             &keys.actor,
-            json!({"identity": "user-7", "room": "standup-1"}),
+            json!({"identity": "user-meet-7", "room": "standup-1"}),
         ),
         (&keys.backend, json!({})),
         (&keys.ops, json!({})),

@@ -491,8 +491,21 @@ async fn login_body_checked() {
         .await
         .expect("sent");
 
+    let numeric_password = server
+        .post("/login")
+        .json(&json!({"username": USER, "password": 12345678901_u64}))
+        .send()
+        .await
+        .expect("sent");
+
     assert_eq!(unknown_field.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(unknown_field).await, "unknown_field");
+    assert_eq!(numeric_password.status(), StatusCode::BAD_REQUEST);
+    let text = numeric_password.text().await.expect("body");
+    assert!(
+        !text.contains("12345678901"),
+        "the password is echoed: {text}"
+    );
     assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 

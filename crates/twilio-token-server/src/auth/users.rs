@@ -204,7 +204,7 @@ impl UsersProvider {
             return Err(invalid_credentials());
         }
 
-        self.throttle.record_success(name, peer);
+        self.throttle.record_success(name, peer, &attempt);
         match self.store.create_session(name, self.session_ttl).await {
             Ok(session) => {
                 tracing::debug!(user = %session.user, "signed in");

@@ -20,6 +20,7 @@ use crate::state::AppState;
 /// Query parameters of `GET /token`, for clients written against Twilio's quickstart servers.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TokenQuery {
     /// Comma-separated subset of the allowed grants, such as `chat,video`.
     pub grants: Option<String>,
@@ -86,7 +87,11 @@ async fn respond(state: &AppState, parts: &Parts, token_request: &TokenRequest) 
     let principal = match authenticate(state, parts).await {
         Ok(principal) => principal,
         Err(error) => {
-            tracing::debug!(code = error.code(), "token request not authenticated");
+            tracing::debug!(
+                request_id = crate::app::request_id(&parts.headers),
+                code = error.code(),
+                "token request not authenticated"
+            );
             return error.into_response();
         }
     };
@@ -102,6 +107,7 @@ async fn respond(state: &AppState, parts: &Parts, token_request: &TokenRequest) 
     match issued {
         Ok(issued) => {
             tracing::debug!(
+                request_id = crate::app::request_id(&parts.headers),
                 method = principal.method,
                 subject = %principal.subject,
                 identity = %issued.response.identity,
@@ -118,6 +124,7 @@ async fn respond(state: &AppState, parts: &Parts, token_request: &TokenRequest) 
         }
         Err(error) => {
             tracing::debug!(
+                request_id = crate::app::request_id(&parts.headers),
                 method = principal.method,
                 subject = %principal.subject,
                 code = error.code(),

@@ -1,11 +1,12 @@
 //! A test server on a real loopback socket, built from a TOML configuration like an operator's.
 //!
-//! The configuration has one profile, four API keys and three policy rules:
+//! The configuration has one profile, four API keys and four policy rules. Identities
+//! `user-meet-*` get the `user-*` grants, but Video only for rooms `standup-*`.
 //!
 //! | key        | identity      | may act for | groups  | rule that applies                         |
 //! |------------|---------------|-------------|---------|-------------------------------------------|
 //! | `backend`  | `backend-svc` | -           | -       | sync, TTL 3600                            |
-//! | `actor`    | -             | `user-*`    | -       | chat and video (rooms `standup-*`), 600 s |
+//! | `actor`    | -             | `user-*`    | -       | chat and video, 600 s                     |
 //! | `ops`      | `ops-lead`    | -           | `ops`   | voice incoming, TTL 3600                  |
 //! | `stranger` | `stranger`    | -           | -       | none                                      |
 //!
@@ -117,12 +118,19 @@ sid = "{API_KEY_SID}"
 secret_env = "{SECRET_ENV}"
 
 [[policy.rules]]
-identities = ["user-*"]
+identities = ["user-meet-*"]
 ttl = 600
 max_ttl = 3600
 [policy.rules.grants.chat]
 [policy.rules.grants.video]
 rooms = ["standup-*"]
+
+[[policy.rules]]
+identities = ["user-*"]
+ttl = 600
+max_ttl = 3600
+[policy.rules.grants.chat]
+[policy.rules.grants.video]
 
 [[policy.rules]]
 groups = ["ops"]

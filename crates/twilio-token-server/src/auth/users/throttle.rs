@@ -36,6 +36,9 @@ pub struct Attempt {
     /// True when this attempt used the last free failure of the user name or the address, so
     /// its failure starts the delays. Callers log that once instead of every rejection.
     pub reaches_limit: bool,
+    /// The address's record before this attempt, restored when the attempt succeeds so that
+    /// a success does not restart the address's delay.
+    address_before: Option<Record>,
 }
 
 /// Failed sign-in counts per user name and per client address.
@@ -77,20 +80,28 @@ impl LoginThrottle {
         }
 
         let user_limit = keys.users.record(user, now);
+        let address_before =
+            address.and_then(|address| keys.addresses.entries.get(&address).copied());
         let address_limit = address.is_some_and(|address| keys.addresses.record(address, now));
         Ok(Attempt {
             reaches_limit: user_limit || address_limit,
+            address_before,
         })
     }
 
     /// Forgets the user name's failures after a successful sign-in, and takes the attempt back
     /// from the address's count. The address keeps its earlier failures, so one valid account
     /// cannot reset the limit on guessing others.
-    pub fn record_success(&self, user: &str, address: Option<IpAddr>) {
+    pub fn record_success(&self, user: &str, address: Option<IpAddr>, attempt: &Attempt) {
         let mut keys = self.lock();
         keys.users.entries.remove(&user_key(user));
         if let Some(address) = address {
-            keys.addresses.take_back(&address);
+            match attempt.address_before {
+                Some(before) => {
+                    keys.addresses.entries.insert(address, before);
+                }
+                None => keys.addresses.take_back(&address),
+            }
         }
     }
 
@@ -106,7 +117,7 @@ fn user_key(user: &str) -> String {
     user.to_ascii_lowercase()
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Record {
     failures: u32,
     last_failure: Duration,
@@ -242,10 +253,11 @@ mod tests {
         let throttle = LoginThrottle::new();
         for attempt in 1..=5 {
             let admitted = throttle.begin("bob", ADDRESS, secs(100));
-            let expected = Attempt {
-                reaches_limit: attempt == 5,
-            };
-            assert_eq!(admitted, Ok(expected), "attempt {attempt}");
+            assert_eq!(
+                admitted.map(|admitted| admitted.reaches_limit),
+                Ok(attempt == 5),
+                "attempt {attempt}"
+            );
         }
 
         assert_eq!(throttle.begin("bob", ADDRESS, secs(100)), Err(1));
@@ -288,19 +300,22 @@ mod tests {
     #[test]
     fn success_resets_user_not_address() {
         let throttle = LoginThrottle::new();
-        for _ in 0..5 {
+        for _ in 0..4 {
             let _ = throttle.begin("bob", ADDRESS, secs(100));
         }
+        let last = throttle
+            .begin("bob", ADDRESS, secs(100))
+            .expect("fifth attempt admitted");
         assert!(throttle.begin("alice", None, secs(101)).is_ok());
 
-        throttle.record_success("Bob", ADDRESS);
+        throttle.record_success("Bob", ADDRESS, &last);
 
         assert!(throttle.begin("bob", None, secs(101)).is_ok());
         assert_eq!(
-            throttle.begin("carol", ADDRESS, secs(101)),
-            Ok(Attempt {
-                reaches_limit: true
-            })
+            throttle
+                .begin("carol", ADDRESS, secs(101))
+                .map(|attempt| attempt.reaches_limit),
+            Ok(true)
         );
     }
 
@@ -308,8 +323,8 @@ mod tests {
     fn success_takes_back_address_attempt() {
         let throttle = LoginThrottle::new();
         for user in ["a", "b", "c", "d", "e", "f"] {
-            let _ = throttle.begin(user, ADDRESS, secs(100));
-            throttle.record_success(user, ADDRESS);
+            let attempt = throttle.begin(user, ADDRESS, secs(100)).expect("admitted");
+            throttle.record_success(user, ADDRESS, &attempt);
         }
 
         assert!(throttle.begin("g", ADDRESS, secs(100)).is_ok());
@@ -324,10 +339,10 @@ mod tests {
         let later = secs(100 + WINDOW_SECS);
 
         assert_eq!(
-            throttle.begin("bob", None, later),
-            Ok(Attempt {
-                reaches_limit: false
-            })
+            throttle
+                .begin("bob", None, later)
+                .map(|attempt| attempt.reaches_limit),
+            Ok(false)
         );
         assert!(throttle.begin("bob", None, later).is_ok());
     }
@@ -360,5 +375,23 @@ mod tests {
 
         assert_eq!(failures.entries.len(), MAX_KEYS / 2 + 1);
         assert!(failures.entries.contains_key(&1));
+    }
+
+    #[test]
+    fn success_keeps_address_delay_start() {
+        let throttle = LoginThrottle::new();
+        for _ in 0..5 {
+            let _ = throttle.begin("ghost", ADDRESS, secs(100));
+        }
+        // The first delay after five failures is one second.
+        let attempt = throttle
+            .begin("alice", ADDRESS, secs(101))
+            .expect("delay over");
+        throttle.record_success("alice", ADDRESS, &attempt);
+
+        assert_eq!(
+            throttle.begin("bob", ADDRESS, secs(101)).map(|_| ()),
+            Ok(())
+        );
     }
 }
