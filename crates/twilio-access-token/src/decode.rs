@@ -229,6 +229,18 @@ fn parse_object(bytes: &[u8], segment: Segment) -> Result<Map<String, Value>, De
     }
 }
 
+/// Parses JSON text strictly (repeated keys are an error) into a value.
+pub(crate) fn parse_value(text: &str, segment: Segment) -> Result<Value, DecodeError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    StrictValue
+        .deserialize(&mut deserializer)
+        .and_then(|value| {
+            deserializer.end()?;
+            Ok(value)
+        })
+        .map_err(|error| json_error(&error, segment))
+}
+
 /// Turns a parser error into a [`DecodeError`], recognising repeated keys.
 pub(crate) fn json_error(error: &serde_json::Error, segment: Segment) -> DecodeError {
     let message = error.to_string();

@@ -8,12 +8,16 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
+use std::ops::Range;
+
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::decode::{
     DUPLICATE_KEY_PREFIX, DecodeError, MAX_TOKEN_BYTES, Segment, StrictValue, base64_error,
     json_error,
 };
+use crate::grants::{ChatGrant, Grant, IpMessagingGrant, SyncGrant, TaskRouterGrant, VideoGrant};
 
 /// The header members Twilio defines, each as given.
 #[derive(Debug, Default)]
@@ -33,13 +37,19 @@ pub(crate) struct ClaimFields {
     pub(crate) exp: Option<Value>,
     pub(crate) nbf: Option<Value>,
     pub(crate) iat: Option<Value>,
-    pub(crate) grants: Option<Value>,
+    /// Where the `grants` value is in the payload text; parsed only after the signature holds.
+    pub(crate) grants: Option<Range<usize>>,
 }
 
 /// A token split and parsed for verification.
 #[derive(Debug)]
-pub(crate) struct TokenFields {
-    pub(crate) header: HeaderFields,
+pub(crate) struct TokenFields<'b> {
+    /// The decoded payload.
+    pub(crate) payload: Cow<'b, str>,
+    /// The header's fields, or `None` for one of the [`KNOWN_HEADERS`], which pass every check.
+    pub(crate) header: Option<HeaderFields>,
+    /// The index of the header in [`KNOWN_HEADERS`], when it is one of them.
+    pub(crate) known_header: Option<usize>,
     pub(crate) claims: ClaimFields,
     pub(crate) signature: [u8; 32],
     /// The number of signature bytes decoded; anything but 32 cannot match HMAC-SHA256.
@@ -49,7 +59,11 @@ pub(crate) struct TokenFields {
 
 /// Splits and parses a token, reporting the same errors in the same order as
 /// `decode_parts`: size, parts, base64 of each part, header JSON, payload JSON.
-pub(crate) fn parse_token(token: &str) -> Result<TokenFields, DecodeError> {
+/// The payload is decoded into `buffer` when it fits, which saves an allocation.
+pub(crate) fn parse_token<'b>(
+    token: &str,
+    buffer: &'b mut [u8],
+) -> Result<TokenFields<'b>, DecodeError> {
     if token.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -68,13 +82,21 @@ pub(crate) fn parse_token(token: &str) -> Result<TokenFields, DecodeError> {
     let signature_offset = payload_offset + payload.len() + 1;
 
     // Most tokens carry one of a few header spellings, which need no decoding.
-    let known = KNOWN_HEADERS.contains(&header);
+    let known_header = KNOWN_HEADERS.iter().position(|known| *known == header);
+    let known = known_header.is_some();
     let header_bytes = if known {
         Vec::new()
     } else {
         decode(header, Segment::Header, 0)?
     };
-    let payload_bytes = decode(payload, Segment::Payload, payload_offset)?;
+    let payload_bytes: Cow<'b, [u8]> = if payload.len() / 4 * 3 + 3 <= buffer.len() {
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(payload, &mut *buffer)
+            .map_err(|_| base64_error(payload, Segment::Payload, payload_offset))?;
+        Cow::Borrowed(&buffer[..len])
+    } else {
+        Cow::Owned(decode(payload, Segment::Payload, payload_offset)?)
+    };
     let mut signature_bytes = [0u8; 32];
     let signature_len = if signature.len() == 43 {
         URL_SAFE_NO_PAD
@@ -87,13 +109,28 @@ pub(crate) fn parse_token(token: &str) -> Result<TokenFields, DecodeError> {
     };
 
     let header = if known {
-        twilio_header()
+        None
     } else {
-        parse_header(&header_bytes)?
+        Some(parse_header(&header_bytes)?)
     };
-    let claims = parse_claims(&payload_bytes)?;
+    let invalid_utf8 = |_| DecodeError::InvalidUtf8 {
+        segment: Segment::Payload,
+    };
+    let payload: Cow<'b, str> = match payload_bytes {
+        Cow::Borrowed(bytes) => Cow::Borrowed(std::str::from_utf8(bytes).map_err(invalid_utf8)?),
+        Cow::Owned(bytes) => {
+            Cow::Owned(
+                String::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 {
+                    segment: Segment::Payload,
+                })?,
+            )
+        }
+    };
+    let claims = parse_claims(&payload)?;
     Ok(TokenFields {
+        payload,
         header,
+        known_header,
         claims,
         signature: signature_bytes,
         signature_len,
@@ -103,13 +140,14 @@ pub(crate) fn parse_token(token: &str) -> Result<TokenFields, DecodeError> {
 
 /// The base64url encodings of the headers the official libraries write without a region:
 /// twilio-node's order, PyJWT's sorted order, and the order of PHP and Twilio's documentation.
-const KNOWN_HEADERS: [&str; 3] = [
+pub(crate) const KNOWN_HEADERS: [&str; 3] = [
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImN0eSI6InR3aWxpby1mcGE7dj0xIn0",
     "eyJhbGciOiJIUzI1NiIsImN0eSI6InR3aWxpby1mcGE7dj0xIiwidHlwIjoiSldUIn0",
     "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiIsImN0eSI6InR3aWxpby1mcGE7dj0xIn0",
 ];
 
 /// The fields of every header in [`KNOWN_HEADERS`].
+#[cfg(test)]
 fn twilio_header() -> HeaderFields {
     HeaderFields {
         alg: Some(Value::String("HS256".into())),
@@ -126,8 +164,11 @@ fn decode(text: &str, segment: Segment, offset: usize) -> Result<Vec<u8>, Decode
 }
 
 fn parse_header(bytes: &[u8]) -> Result<HeaderFields, DecodeError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 {
+        segment: Segment::Header,
+    })?;
     let mut fields = HeaderFields::default();
-    parse_object(bytes, Segment::Header, |key, value| match key {
+    parse_object(text, Segment::Header, None, |key, value| match key {
         "alg" => fields.alg = Some(value),
         "typ" => fields.typ = Some(value),
         "cty" => fields.cty = Some(value),
@@ -137,40 +178,97 @@ fn parse_header(bytes: &[u8]) -> Result<HeaderFields, DecodeError> {
     Ok(fields)
 }
 
-fn parse_claims(bytes: &[u8]) -> Result<ClaimFields, DecodeError> {
+fn parse_claims(text: &str) -> Result<ClaimFields, DecodeError> {
     let mut fields = ClaimFields::default();
-    parse_object(bytes, Segment::Payload, |key, value| match key {
-        "iss" => fields.iss = Some(value),
-        "sub" => fields.sub = Some(value),
-        "jti" => fields.jti = Some(value),
-        "exp" => fields.exp = Some(value),
-        "nbf" => fields.nbf = Some(value),
-        "iat" => fields.iat = Some(value),
-        "grants" => fields.grants = Some(value),
-        _ => {}
-    })?;
+    let grants = parse_object(
+        text,
+        Segment::Payload,
+        Some("grants"),
+        |key, value| match key {
+            "iss" => fields.iss = Some(value),
+            "sub" => fields.sub = Some(value),
+            "jti" => fields.jti = Some(value),
+            "exp" => fields.exp = Some(value),
+            "nbf" => fields.nbf = Some(value),
+            "iat" => fields.iat = Some(value),
+            _ => {}
+        },
+    )?;
+    fields.grants = grants;
     Ok(fields)
 }
 
 /// Parses a JSON object, handing each member to `store` after checking it for validity and
-/// repeated keys.
+/// repeated keys. The member named `raw_key` is only checked for syntax, and its position in
+/// `text` is returned.
 fn parse_object(
-    bytes: &[u8],
+    text: &str,
     segment: Segment,
+    raw_key: Option<&'static str>,
     store: impl FnMut(&str, Value),
-) -> Result<(), DecodeError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { segment })?;
+) -> Result<Option<Range<usize>>, DecodeError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let result = deserializer
-        .deserialize_any(FieldsVisitor { store })
-        .and_then(|is_object| {
-            deserializer.end()?;
-            Ok(is_object)
-        });
+    let visitor = FieldsVisitor {
+        store,
+        raw_key,
+        base: text.as_ptr() as usize,
+    };
+    let result = deserializer.deserialize_any(visitor).and_then(|outcome| {
+        deserializer.end()?;
+        Ok(outcome)
+    });
     match result {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(DecodeError::NotAnObject { segment }),
+        Ok(Some(raw)) => Ok(raw),
+        Ok(None) => Err(DecodeError::NotAnObject { segment }),
         Err(error) => Err(json_error(&error, segment)),
+    }
+}
+
+/// The keys of one JSON object seen so far. The usual keys of Access Tokens are kept as bits, so
+/// the common case allocates nothing.
+#[derive(Default)]
+struct SeenKeys {
+    known: u32,
+    others: Vec<String>,
+}
+
+impl SeenKeys {
+    const KNOWN: [&'static str; 18] = [
+        "alg",
+        "typ",
+        "cty",
+        "twr",
+        "jti",
+        "grants",
+        "nbf",
+        "iat",
+        "exp",
+        "iss",
+        "sub",
+        "identity",
+        "chat",
+        "ip_messaging",
+        "video",
+        "voice",
+        "data_sync",
+        "task_router",
+    ];
+
+    /// Records a key and returns false when it was already seen.
+    fn insert(&mut self, key: &str) -> bool {
+        match Self::KNOWN.iter().position(|known| *known == key) {
+            Some(index) => {
+                let bit = 1 << index;
+                let new = self.known & bit == 0;
+                self.known |= bit;
+                new
+            }
+            None if self.others.iter().any(|other| other == key) => false,
+            None => {
+                self.others.push(key.to_owned());
+                true
+            }
+        }
     }
 }
 
@@ -205,60 +303,217 @@ impl<'de> Visitor<'de> for KeyVisitor {
     }
 }
 
-/// Visits the top-level value; returns false when it is not an object.
+/// Visits the top-level value; returns `None` when it is not an object, and otherwise the
+/// position of the raw member, if any.
 struct FieldsVisitor<F> {
     store: F,
+    raw_key: Option<&'static str>,
+    /// The address of the parsed text, to turn the raw member into a range.
+    base: usize,
 }
 
+type Outcome = Option<Option<Range<usize>>>;
+
 impl<'de, F: FnMut(&str, Value)> Visitor<'de> for FieldsVisitor<F> {
-    type Value = bool;
+    type Value = Outcome;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut access: A) -> Result<bool, A::Error> {
-        let mut seen: Vec<Cow<'de, str>> = Vec::with_capacity(8);
+    fn visit_map<A: MapAccess<'de>>(mut self, mut access: A) -> Result<Outcome, A::Error> {
+        let mut seen = SeenKeys::default();
+        let mut raw = None;
         while let Some(Key(key)) = access.next_key::<Key<'de>>()? {
-            if seen.contains(&key) {
+            if !seen.insert(&key) {
                 return Err(de::Error::custom(format_args!(
                     "{DUPLICATE_KEY_PREFIX}{key}"
                 )));
             }
-            let value = access.next_value_seed(StrictValue)?;
-            (self.store)(&key, value);
-            seen.push(key);
+            if self.raw_key == Some(&*key) {
+                let value = access.next_value::<&'de RawValue>()?.get();
+                let start = value.as_ptr() as usize - self.base;
+                raw = Some(start..start + value.len());
+            } else {
+                let value = access.next_value_seed(StrictValue)?;
+                (self.store)(&key, value);
+            }
         }
-        Ok(true)
+        Ok(Some(raw))
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
+    fn visit_bool<E>(self, _: bool) -> Result<Outcome, E> {
+        Ok(None)
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
+    fn visit_i64<E>(self, _: i64) -> Result<Outcome, E> {
+        Ok(None)
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
+    fn visit_u64<E>(self, _: u64) -> Result<Outcome, E> {
+        Ok(None)
     }
 
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
+    fn visit_f64<E>(self, _: f64) -> Result<Outcome, E> {
+        Ok(None)
     }
 
-    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
+    fn visit_str<E>(self, _: &str) -> Result<Outcome, E> {
+        Ok(None)
     }
 
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
+    fn visit_unit<E>(self) -> Result<Outcome, E> {
+        Ok(None)
     }
 
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Outcome, A::Error> {
         while seq.next_element_seed(StrictValue)?.is_some() {}
-        Ok(false)
+        Ok(None)
+    }
+}
+
+/// Reads a well-formed grants object straight into typed grants, without building JSON
+/// values. Returns `None` for anything it does not handle (a repeated, unknown or escaped key, a
+/// value of the wrong type, a missing identity, Voice and playback grants), and the caller then
+/// takes the general path, which reports the exact error.
+pub(crate) fn fast_grants(text: &str) -> Option<(String, Vec<Grant>)> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let grants = deserializer.deserialize_map(FastGrantsVisitor).ok()?;
+    deserializer.end().ok()?;
+    grants
+}
+
+struct FastGrantsVisitor;
+
+impl<'de> Visitor<'de> for FastGrantsVisitor {
+    type Value = Option<(String, Vec<Grant>)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a grants object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        let mut seen = SeenKeys::default();
+        let mut identity = None;
+        let mut grants = Vec::new();
+        while let Some(key) = access.next_key::<&'de str>()? {
+            if !seen.insert(key) {
+                return Ok(None);
+            }
+            if key == "identity" {
+                identity = Some(access.next_value::<String>()?);
+                continue;
+            }
+            // Derived struct parsers also accept arrays, which grants must not be.
+            let raw = access.next_value::<&'de RawValue>()?.get();
+            if !raw.starts_with('{') {
+                return Ok(None);
+            }
+            let grant = match key {
+                "chat" => {
+                    serde_json::from_str::<WireChat>(raw).map(|wire| Grant::Chat(wire.into()))
+                }
+                "ip_messaging" => serde_json::from_str::<WireChat>(raw)
+                    .map(|wire| Grant::IpMessaging(IpMessagingGrant(wire.into()))),
+                "video" => {
+                    serde_json::from_str::<WireVideo>(raw).map(|wire| Grant::Video(wire.into()))
+                }
+                "data_sync" => {
+                    serde_json::from_str::<WireSync>(raw).map(|wire| Grant::Sync(wire.into()))
+                }
+                "task_router" => serde_json::from_str::<WireTaskRouter>(raw)
+                    .map(|wire| Grant::TaskRouter(wire.into())),
+                _ => return Ok(None),
+            };
+            match grant {
+                Ok(grant) => grants.push(grant),
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(identity.map(|identity| (identity, grants)))
+    }
+}
+
+/// Deserializes a present field as a string; `null` is an error, as on the general path.
+fn present_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    <String as de::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireChat {
+    #[serde(default, deserialize_with = "present_string")]
+    service_sid: Option<String>,
+    #[serde(default, deserialize_with = "present_string")]
+    endpoint_id: Option<String>,
+    #[serde(default, deserialize_with = "present_string")]
+    deployment_role_sid: Option<String>,
+    #[serde(default, deserialize_with = "present_string")]
+    push_credential_sid: Option<String>,
+}
+
+impl From<WireChat> for ChatGrant {
+    fn from(wire: WireChat) -> ChatGrant {
+        let mut grant = ChatGrant::new();
+        grant.service_sid = wire.service_sid;
+        grant.endpoint_id = wire.endpoint_id;
+        grant.deployment_role_sid = wire.deployment_role_sid;
+        grant.push_credential_sid = wire.push_credential_sid;
+        grant
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireVideo {
+    #[serde(default, deserialize_with = "present_string")]
+    room: Option<String>,
+}
+
+impl From<WireVideo> for VideoGrant {
+    fn from(wire: WireVideo) -> VideoGrant {
+        let mut grant = VideoGrant::new();
+        grant.room = wire.room;
+        grant
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireSync {
+    #[serde(default, deserialize_with = "present_string")]
+    service_sid: Option<String>,
+    #[serde(default, deserialize_with = "present_string")]
+    endpoint_id: Option<String>,
+}
+
+impl From<WireSync> for SyncGrant {
+    fn from(wire: WireSync) -> SyncGrant {
+        let mut grant = SyncGrant::new();
+        grant.service_sid = wire.service_sid;
+        grant.endpoint_id = wire.endpoint_id;
+        grant
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireTaskRouter {
+    #[serde(default, deserialize_with = "present_string")]
+    workspace_sid: Option<String>,
+    #[serde(default, deserialize_with = "present_string")]
+    worker_sid: Option<String>,
+    #[serde(default, deserialize_with = "present_string")]
+    role: Option<String>,
+}
+
+impl From<WireTaskRouter> for TaskRouterGrant {
+    fn from(wire: WireTaskRouter) -> TaskRouterGrant {
+        let mut grant = TaskRouterGrant::new();
+        grant.workspace_sid = wire.workspace_sid;
+        grant.worker_sid = wire.worker_sid;
+        grant.role = wire.role;
+        grant
     }
 }
 

@@ -7,7 +7,7 @@ use hmac::Mac;
 use serde_json::{Map, Value};
 
 use crate::clock::{Clock, SystemClock};
-use crate::decode::{DecodeError, Segment};
+use crate::decode::{self, DecodeError, Segment};
 use crate::fields::{self, ClaimFields};
 use crate::grants::{Grant, GrantJsonError};
 use crate::jwt::{CONTENT_TYPE, HmacSha256, new_hmac};
@@ -376,6 +376,9 @@ pub trait RevocationCheck: Send + Sync {
 pub(crate) struct VerifyingKey {
     pub(crate) sid: String,
     pub(crate) mac: HmacSha256,
+    /// The keyed state after `<header>.` for each of the usual headers, so the header need
+    /// not be hashed again for each token.
+    pub(crate) header_macs: [HmacSha256; 3],
 }
 
 /// An error from building a [`Verifier`].
@@ -566,9 +569,17 @@ impl VerifierBuilder {
             if secret.is_empty() {
                 return Err(VerifierError::EmptySecret { sid: sid.clone() });
             }
+            let mac = new_hmac(secret.expose_secret());
+            let header_macs = fields::KNOWN_HEADERS.map(|header| {
+                let mut prefixed = mac.clone();
+                prefixed.update(header.as_bytes());
+                prefixed.update(b".");
+                prefixed
+            });
             keys.push(VerifyingKey {
                 sid: sid.clone(),
-                mac: new_hmac(secret.expose_secret()),
+                mac,
+                header_macs,
             });
         }
         Ok(Verifier {
@@ -614,14 +625,17 @@ impl Verifier {
     /// Returns the [`VerifyError`] of the first failed check, in the order listed on
     /// [`Verifier`].
     pub fn verify_at(&self, token: &str, now: u64) -> Result<Claims, VerifyError> {
-        let fields = fields::parse_token(token)?;
-        let header = &fields.header;
-        let region = check_header_values(
-            header.alg.as_ref(),
-            header.typ.as_ref(),
-            header.cty.as_ref(),
-            header.twr.as_ref(),
-        )?;
+        let mut buffer = [0u8; 1536];
+        let fields = fields::parse_token(token, &mut buffer)?;
+        let region = match &fields.header {
+            Some(header) => check_header_values(
+                header.alg.as_ref(),
+                header.typ.as_ref(),
+                header.cty.as_ref(),
+                header.twr.as_ref(),
+            )?,
+            None => None,
+        };
 
         let Some(Value::String(iss)) = &fields.claims.iss else {
             return Err(VerifyError::MissingIssuer);
@@ -633,13 +647,20 @@ impl Verifier {
             .ok_or_else(|| VerifyError::UnknownApiKey { iss: iss.clone() })?;
         let signing_input = &token.as_bytes()[..fields.signing_input_len];
         let signature = &fields.signature[..fields.signature_len];
-        if !signature_matches(&key.mac, signing_input, signature) {
+        let (mac, signed_rest) = match fields.known_header {
+            Some(index) => {
+                let prefix_len = fields::KNOWN_HEADERS[index].len() + 1;
+                (&key.header_macs[index], &signing_input[prefix_len..])
+            }
+            None => (&key.mac, signing_input),
+        };
+        if !signature_matches(mac, signed_rest, signature) {
             return Err(VerifyError::BadSignature {
                 api_key_sid: key.sid.clone(),
             });
         }
 
-        let verified = self.check_claims(fields.claims, region, now)?;
+        let verified = self.check_claims(fields.claims, &fields.payload, region, now)?;
         if let Some(reason) = self
             .revocation
             .as_ref()
@@ -668,6 +689,7 @@ impl Verifier {
     fn check_claims(
         &self,
         claims: ClaimFields,
+        payload: &str,
         region: Option<String>,
         now: u64,
     ) -> Result<Claims, VerifyError> {
@@ -713,29 +735,14 @@ impl Verifier {
             });
         }
 
-        let Some(Value::Object(mut grants)) = claims.grants else {
+        let Some(range) = claims.grants.clone() else {
             return Err(VerifyError::GrantsNotObject);
         };
-        let identity = match grants.shift_remove("identity") {
-            Some(Value::String(identity)) => identity,
-            Some(other) => {
-                return Err(VerifyError::IdentityNotString {
-                    value: other.to_string(),
-                });
-            }
-            None => return Err(VerifyError::MissingIdentity),
+        let grants_text = &payload[range];
+        let (identity, known, unknown_grants) = match fields::fast_grants(grants_text) {
+            Some((identity, known)) => (identity, known, Map::new()),
+            None => read_grants(grants_text)?,
         };
-        let mut known = Vec::new();
-        let mut unknown_grants = Map::new();
-        for (key, value) in grants {
-            match Grant::from_json(&key, &value) {
-                Ok(grant) => known.push(grant),
-                Err(GrantJsonError::UnknownGrant { .. }) => {
-                    unknown_grants.insert(key, value);
-                }
-                Err(error) => return Err(VerifyError::InvalidGrant(error)),
-            }
-        }
 
         let jti = match claims.jti {
             Some(Value::String(jti)) => Some(jti),
@@ -758,6 +765,35 @@ impl Verifier {
             region,
         })
     }
+}
+
+/// Parses and checks a grants object on the general path, with the exact error for each
+/// problem: repeated keys, a non-object, a missing or non-string identity, malformed grants.
+fn read_grants(text: &str) -> Result<(String, Vec<Grant>, Map<String, Value>), VerifyError> {
+    let Value::Object(mut grants) = decode::parse_value(text, Segment::Payload)? else {
+        return Err(VerifyError::GrantsNotObject);
+    };
+    let identity = match grants.shift_remove("identity") {
+        Some(Value::String(identity)) => identity,
+        Some(other) => {
+            return Err(VerifyError::IdentityNotString {
+                value: other.to_string(),
+            });
+        }
+        None => return Err(VerifyError::MissingIdentity),
+    };
+    let mut known = Vec::new();
+    let mut unknown_grants = Map::new();
+    for (key, value) in grants {
+        match Grant::from_json(&key, &value) {
+            Ok(grant) => known.push(grant),
+            Err(GrantJsonError::UnknownGrant { .. }) => {
+                unknown_grants.insert(key, value);
+            }
+            Err(error) => return Err(VerifyError::InvalidGrant(error)),
+        }
+    }
+    Ok((identity, known, unknown_grants))
 }
 
 /// Checks `alg`, `typ`, `cty` and `twr` and returns the region.
