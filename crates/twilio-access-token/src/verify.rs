@@ -767,9 +767,12 @@ impl Verifier {
     }
 }
 
+/// The identity, the known grants and the unknown grants of a grants object.
+type ReadGrants = (String, Vec<Grant>, Map<String, Value>);
+
 /// Parses and checks a grants object on the general path, with the exact error for each
 /// problem: repeated keys, a non-object, a missing or non-string identity, malformed grants.
-fn read_grants(text: &str) -> Result<(String, Vec<Grant>, Map<String, Value>), VerifyError> {
+fn read_grants(text: &str) -> Result<ReadGrants, VerifyError> {
     let Value::Object(mut grants) = decode::parse_value(text, Segment::Payload)? else {
         return Err(VerifyError::GrantsNotObject);
     };
