@@ -303,7 +303,8 @@ fn write_banner(address: SocketAddr, state: &AppState, demo_user: &DemoUser) {
     let mut banner = Zeroizing::new(String::with_capacity(4096));
     banner.push_str(&format!(
         "\n  twilio-token is running in demo mode, for trying it on this machine only\n  \
-         URL: http://{address}/\n"
+         sign in: POST http://{address}/login, then get tokens: POST http://{address}/token\n  \
+         API description: http://{address}/openapi.json\n"
     ));
 
     match demo_user {

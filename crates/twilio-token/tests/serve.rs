@@ -461,7 +461,7 @@ fn serve_demo_banner_warns_of_placeholders() {
     server.wait_for_line(|line| line.contains("TWILIO_CHAT_SERVICE_SID"));
     let banner = server.stderr_text();
     assert!(banner.contains("demo mode"), "{banner}");
-    assert!(banner.contains("URL: http://127.0.0.1:"), "{banner}");
+    assert!(banner.contains("POST http://127.0.0.1:"), "{banner}");
     assert!(banner.contains("will NOT accept them"), "{banner}");
     for variable in ["TWILIO_ACCOUNT_SID", "TWILIO_API_KEY", "TWILIO_API_SECRET"] {
         assert!(
