@@ -64,6 +64,13 @@ pub enum MintError {
         /// The value, or `u64::MAX` when the sum overflowed.
         value: u64,
     },
+    /// `nbf` is at or after `exp`, so the token would never be valid.
+    NbfNotBeforeExpiry {
+        /// The not-before time.
+        nbf: u64,
+        /// The expiry: the issue time plus the TTL.
+        exp: u64,
+    },
     /// The token would be longer than the 16 KiB verifiers accept, because of long grant
     /// values or escaped characters.
     TokenTooLarge {
@@ -127,6 +134,11 @@ impl fmt::Display for MintError {
                 f,
                 "the {claim} time {value} is too large for a token: Unix times in seconds must \
                  stay below 2^53"
+            ),
+            MintError::NbfNotBeforeExpiry { nbf, exp } => write!(
+                f,
+                "nbf {nbf} is not before exp {exp}, so the token would never be valid: move nbf \
+                 earlier or use a longer TTL"
             ),
             MintError::TokenTooLarge { bytes } => write!(
                 f,

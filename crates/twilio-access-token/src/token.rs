@@ -71,12 +71,19 @@ impl AccessToken {
     /// # Errors
     ///
     /// Returns [`MintError::IssueTimeOutOfRange`] when `issued_at` is above
-    /// 100,000,000,000 (the year 5138), which is almost always a time in milliseconds.
+    /// 100,000,000,000 (the year 5138), which is almost always a time in milliseconds, and
+    /// [`MintError::NbfNotBeforeExpiry`] when `nbf` is not before `exp`.
     pub fn to_jwt_at(&self, issued_at: u64) -> Result<String, MintError> {
         if issued_at > MAX_ISSUE_TIME {
             return Err(MintError::IssueTimeOutOfRange { issued_at });
         }
         let expires_at = issued_at + self.ttl.as_secs();
+        if let Some(nbf) = self.nbf.filter(|nbf| *nbf >= expires_at) {
+            return Err(MintError::NbfNotBeforeExpiry {
+                nbf,
+                exp: expires_at,
+            });
+        }
 
         let capacity =
             payload_capacity(self.grants_json.len(), &self.api_key_sid, &self.account_sid);

@@ -569,3 +569,25 @@ fn base64_decode(segment: &str) -> Vec<u8> {
         .decode(segment)
         .expect("base64url")
 }
+
+#[test]
+fn nbf_at_or_after_exp_rejected() {
+    let token = builder()
+        .ttl_secs(60)
+        .nbf(NOW + 60)
+        .build()
+        .expect("valid builder");
+    assert_eq!(
+        token.to_jwt_at(NOW),
+        Err(MintError::NbfNotBeforeExpiry {
+            nbf: NOW + 60,
+            exp: NOW + 60,
+        })
+    );
+    let earlier = builder()
+        .ttl_secs(60)
+        .nbf(NOW + 59)
+        .build()
+        .expect("valid builder");
+    assert!(earlier.to_jwt_at(NOW).is_ok());
+}

@@ -144,7 +144,7 @@ fn input() -> impl Strategy<Value = Input> {
     let ttl = prop_oneof![4 => 1..=86_400u64, 1 => select(vec![1, 3600, 86_400])];
     let times = (issued_at, ttl).prop_flat_map(|(issued_at, ttl)| {
         let earliest_nbf = (issued_at + ttl).saturating_sub(86_400);
-        let nbf = proptest::option::of(earliest_nbf..=issued_at + 60);
+        let nbf = proptest::option::of(earliest_nbf..=(issued_at + 60).min(issued_at + ttl - 1));
         (Just(issued_at), Just(ttl), nbf)
     });
     (
