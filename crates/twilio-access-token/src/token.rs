@@ -54,8 +54,12 @@ pub struct AccessToken {
     region: Option<String>,
     grants: Vec<Grant>,
     key: HeaderKey,
-    /// `"grants":{…}` as written in the payload.
+    /// The identity as a JSON string.
+    identity_json: Vec<u8>,
+    /// The grants after the identity, `,"chat":{…},…}`, as written in the payload.
     grants_json: Vec<u8>,
+    /// The largest length the token can have, for the size check of [`AccessToken::to_jwt_for`].
+    max_token: usize,
 }
 
 impl AccessToken {
@@ -74,6 +78,56 @@ impl AccessToken {
     /// 100,000,000,000 (the year 5138), which is almost always a time in milliseconds, and
     /// [`MintError::NbfNotBeforeExpiry`] when `nbf` is not before `exp`.
     pub fn to_jwt_at(&self, issued_at: u64) -> Result<String, MintError> {
+        self.mint(&self.identity_json, issued_at)
+    }
+
+    /// Mints the same token for another identity, as issued at `issued_at`.
+    ///
+    /// Everything but the identity was checked and serialized when the token was built, so a
+    /// server can build one token per policy and mint it for each caller cheaply.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`MintError::InvalidIdentity`] for an identity the builder would reject,
+    /// [`MintError::TokenTooLarge`] when the identity makes the token too long, and the errors
+    /// of [`AccessToken::to_jwt_at`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use twilio_access_token::{AccessToken, VideoGrant};
+    ///
+    /// let template = AccessToken::builder()
+    ///     .account_sid("AC0123456789abcdef0123456789abcdef")
+    ///     .api_key_sid("SKfedcba9876543210fedcba9876543210")
+    ///     .api_secret("FAKEsecretDoNotUse0123456789abcd")
+    ///     .identity("alice")
+    ///     .grant(VideoGrant::new())
+    ///     .build()?;
+    /// let bob = template.to_jwt_for("bob", 1_700_000_000)?;
+    /// let direct = AccessToken::builder()
+    ///     .account_sid("AC0123456789abcdef0123456789abcdef")
+    ///     .api_key_sid("SKfedcba9876543210fedcba9876543210")
+    ///     .api_secret("FAKEsecretDoNotUse0123456789abcd")
+    ///     .identity("bob")
+    ///     .grant(VideoGrant::new())
+    ///     .build()?
+    ///     .to_jwt_at(1_700_000_000)?;
+    /// assert_eq!(bob, direct);
+    /// # Ok::<(), twilio_access_token::MintError>(())
+    /// ```
+    pub fn to_jwt_for(&self, identity: &str, issued_at: u64) -> Result<String, MintError> {
+        validate_identity(identity)?;
+        let mut identity_json = Vec::with_capacity(identity.len() + 2);
+        json::write_str(&mut identity_json, identity);
+        let max_token = self.max_token - self.identity_json.len() + identity_json.len();
+        if max_token > MAX_TOKEN_BYTES {
+            return Err(MintError::TokenTooLarge { bytes: max_token });
+        }
+        self.mint(&identity_json, issued_at)
+    }
+
+    fn mint(&self, identity_json: &[u8], issued_at: u64) -> Result<String, MintError> {
         if issued_at > MAX_ISSUE_TIME {
             return Err(MintError::IssueTimeOutOfRange { issued_at });
         }
@@ -85,14 +139,16 @@ impl AccessToken {
             });
         }
 
-        let capacity =
-            payload_capacity(self.grants_json.len(), &self.api_key_sid, &self.account_sid);
+        let grants_len = GRANTS_START.len() + identity_json.len() + self.grants_json.len();
+        let capacity = payload_capacity(grants_len, &self.api_key_sid, &self.account_sid);
         let mut payload = Vec::with_capacity(capacity);
         payload.extend_from_slice(br#"{"jti":""#);
         payload.extend_from_slice(self.api_key_sid.as_bytes());
         payload.push(b'-');
         json::write_u64(&mut payload, issued_at);
         payload.extend_from_slice(b"\",");
+        payload.extend_from_slice(GRANTS_START);
+        payload.extend_from_slice(identity_json);
         payload.extend_from_slice(&self.grants_json);
         if let Some(nbf) = self.nbf {
             payload.extend_from_slice(br#","nbf":"#);
@@ -303,9 +359,12 @@ impl AccessTokenBuilder {
             grant.validate()?;
         }
 
-        let grants_json = write_grants(&identity, &self.grants);
+        let mut identity_json = Vec::with_capacity(identity.len() + 2);
+        json::write_str(&mut identity_json, &identity);
+        let grants_json = write_grants(&self.grants);
         let key = HeaderKey::new(&secret, region.as_deref());
-        let max_payload = payload_capacity(grants_json.len(), &api_key_sid, &account_sid);
+        let grants_len = GRANTS_START.len() + identity_json.len() + grants_json.len();
+        let max_payload = payload_capacity(grants_len, &api_key_sid, &account_sid);
         let max_token = key.prefix_len() + (max_payload * 4).div_ceil(3) + 1 + 43;
         if max_token > MAX_TOKEN_BYTES {
             return Err(MintError::TokenTooLarge { bytes: max_token });
@@ -319,7 +378,9 @@ impl AccessTokenBuilder {
             region,
             grants: self.grants,
             key,
+            identity_json,
             grants_json,
+            max_token,
         })
     }
 }
@@ -356,11 +417,13 @@ fn check_secret(secret: &ApiSecret) -> Result<(), MintError> {
     Ok(())
 }
 
-/// Writes `"grants":{"identity":…,<grants in order>}`.
-fn write_grants(identity: &str, grants: &[Grant]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + identity.len());
-    out.extend_from_slice(br#""grants":{"identity":"#);
-    json::write_str(&mut out, identity);
+/// The start of the `grants` claim, up to the identity's value.
+const GRANTS_START: &[u8] = br#""grants":{"identity":"#;
+
+/// Writes what follows the identity in the `grants` claim: `,<key>:<grant>` for each grant in
+/// order, then the closing brace.
+fn write_grants(grants: &[Grant]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
     for grant in grants {
         out.push(b',');
         json::write_str(&mut out, grant.key());

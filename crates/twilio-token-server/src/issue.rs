@@ -1,5 +1,8 @@
 //! Turning an authenticated caller and a token request into an Access Token.
 
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
 use serde::{Deserialize, Serialize};
 use twilio_access_token::{
     AccessToken, ChatGrant, MintError, SyncGrant, TaskRouterGrant, Ttl, VideoGrant, VoiceGrant,
@@ -70,7 +73,8 @@ pub fn issue(
     principal: &Principal,
     request: &TokenRequest,
     policy: &Policy,
-    profiles: &std::collections::HashMap<String, Profile>,
+    profiles: &HashMap<String, Profile>,
+    cache: &TokenCache,
     refresh_before_expiry: f64,
     now: u64,
 ) -> Result<Issued, ApiError> {
@@ -88,25 +92,6 @@ pub fn issue(
     let grants = requested_grants(rule, request.grants.as_deref())?;
     let ttl = requested_ttl(rule, request.ttl)?;
 
-    let (api_key_sid, secret) = profile.signing_key();
-    let mut builder = AccessToken::builder()
-        .account_sid(&profile.account_sid)
-        .api_key_sid(api_key_sid)
-        .api_secret(secret.clone())
-        .identity(identity.as_str())
-        .ttl(ttl);
-    if let Some(region) = &profile.region {
-        builder = builder.region(region.as_str());
-    }
-    for name in &grants {
-        builder = match *name {
-            "chat" => builder.grant(chat_grant(rule, profile, &identity, request)?),
-            "video" => builder.grant(video_grant(rule, request.room.as_deref())?),
-            "voice" => builder.grant(voice_grant(rule, profile)),
-            "sync" => builder.grant(sync_grant(profile)),
-            _ => builder.grant(task_router_grant(rule, profile)),
-        };
-    }
     if request.room.is_some() && !grants.contains(&"video") {
         return Err(ApiError::bad_request(
             "room_without_video",
@@ -120,18 +105,23 @@ pub fn issue(
         ));
     }
 
-    let token = builder.build().map_err(|error| match error {
-        // Long request values (a room, a device id) can push the token over the verifiers' limit.
-        MintError::TokenTooLarge { .. } => ApiError::bad_request("token_too_large", error.to_string()),
-        error => {
-            tracing::error!(%error, profile = %profile.name, "minting failed for a validated profile");
-            ApiError::Internal
+    // Without a room or device id the token depends on the caller only through the identity,
+    // so one built token per rule, grant set and TTL serves every caller.
+    let cache_key = (request.room.is_none() && request.device_id.is_none())
+        .then(|| (rule.index, grant_bits(&grants), ttl.as_secs()));
+    let cached = cache_key.and_then(|key| cache.get(&key));
+    let jwt = match cached {
+        Some(token) => token.to_jwt_for(&identity, now),
+        None => {
+            let token = build_token(rule, profile, &identity, request, &grants, ttl)?;
+            let jwt = token.to_jwt_at(now);
+            if let Some(key) = cache_key {
+                cache.insert(key, token);
+            }
+            jwt
         }
-    })?;
-    let jwt = token.to_jwt_at(now).map_err(|error| {
-        tracing::error!(%error, "minting failed at the current time");
-        ApiError::Internal
-    })?;
+    }
+    .map_err(|error| mint_failure(error, profile))?;
 
     let ttl_secs = ttl.as_secs();
     let expires_at = now + ttl_secs;
@@ -148,6 +138,83 @@ pub fn issue(
         profile: profile.name.clone(),
         grants,
     })
+}
+
+/// Builds the token for a request that policy allows.
+fn build_token(
+    rule: &Rule,
+    profile: &Profile,
+    identity: &str,
+    request: &TokenRequest,
+    grants: &[&'static str],
+    ttl: Ttl,
+) -> Result<AccessToken, ApiError> {
+    let (api_key_sid, secret) = profile.signing_key();
+    let mut builder = AccessToken::builder()
+        .account_sid(&profile.account_sid)
+        .api_key_sid(api_key_sid)
+        .api_secret(secret.clone())
+        .identity(identity)
+        .ttl(ttl);
+    if let Some(region) = &profile.region {
+        builder = builder.region(region.as_str());
+    }
+    for name in grants {
+        builder = match *name {
+            "chat" => builder.grant(chat_grant(rule, profile, identity, request)?),
+            "video" => builder.grant(video_grant(rule, request.room.as_deref())?),
+            "voice" => builder.grant(voice_grant(rule, profile)),
+            "sync" => builder.grant(sync_grant(profile)),
+            _ => builder.grant(task_router_grant(rule, profile)),
+        };
+    }
+    builder
+        .build()
+        .map_err(|error| mint_failure(error, profile))
+}
+
+fn mint_failure(error: MintError, profile: &Profile) -> ApiError {
+    match error {
+        // Long request values (a room, a device id) can push the token over the verifiers' limit.
+        MintError::TokenTooLarge { .. } => {
+            ApiError::bad_request("token_too_large", error.to_string())
+        }
+        error => {
+            tracing::error!(%error, profile = %profile.name, "minting failed for a validated profile");
+            ApiError::Internal
+        }
+    }
+}
+
+/// Returns the grant set as bits in [`GRANT_NAMES`] order.
+fn grant_bits(grants: &[&'static str]) -> u8 {
+    grants
+        .iter()
+        .filter_map(|name| GRANT_NAMES.iter().position(|known| known == name))
+        .fold(0, |bits, index| bits | 1 << index)
+}
+
+/// The largest number of built tokens kept; requests beyond it build their token each time.
+const MAX_CACHED_TOKENS: usize = 1024;
+
+/// Built tokens by rule, grant set and TTL, shared by all requests.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: RwLock<HashMap<(usize, u8, u64), Arc<AccessToken>>>,
+}
+
+impl TokenCache {
+    fn get(&self, key: &(usize, u8, u64)) -> Option<Arc<AccessToken>> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        entries.get(key).cloned()
+    }
+
+    fn insert(&self, key: (usize, u8, u64), token: AccessToken) {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() < MAX_CACHED_TOKENS {
+            entries.insert(key, Arc::new(token));
+        }
+    }
 }
 
 fn resolve_identity(principal: &Principal, requested: Option<&str>) -> Result<String, ApiError> {

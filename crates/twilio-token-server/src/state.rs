@@ -13,6 +13,7 @@ use crate::auth::users::UsersProvider;
 use crate::config::{
     ConfigError, Environment, FileConfig, Profile, ServerSection, build_profile, parse_listen,
 };
+use crate::issue::TokenCache;
 use crate::policy::Policy;
 
 /// Everything a request handler needs, built once from the configuration.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub providers: Vec<Arc<dyn AuthProvider>>,
     /// The clock tokens are minted with.
     pub clock: Arc<dyn Clock + Send + Sync>,
+    /// Tokens built for policy rules, minted again for each caller's identity.
+    pub tokens: Arc<TokenCache>,
     /// The built-in user store, when `users` is in `auth.order` and `[auth.users]` is set. It
     /// is also in `providers`.
     pub users: Option<Arc<UsersProvider>>,
@@ -141,6 +144,7 @@ impl AppState {
             policy,
             providers,
             clock,
+            tokens: Arc::default(),
             users,
         })
     }

@@ -101,6 +101,7 @@ async fn respond(state: &AppState, parts: &Parts, token_request: &TokenRequest) 
         token_request,
         &state.policy,
         &state.profiles,
+        &state.tokens,
         state.server.refresh_before_expiry,
         now,
     );
