@@ -326,7 +326,15 @@ pub(crate) struct VideoArgs {
     pub(crate) enabled: bool,
 
     /// Room name or room SID (RM…) the token may join (adds a Video grant)
-    #[arg(id = "video-room", long = "video-room", value_name = "ROOM")]
+    ///
+    /// An empty value is an error, because a Video grant without a room allows every room; use
+    /// --video for that.
+    #[arg(
+        id = "video-room",
+        long = "video-room",
+        value_name = "ROOM",
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
+    )]
     pub(crate) room: Option<String>,
 }
 

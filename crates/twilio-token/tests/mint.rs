@@ -329,3 +329,12 @@ fn mint_json_output_leaves_out_unset_members() {
     assert_eq!(object["ttl"], json!(3600));
     assert_eq!(object["grants"], json!({}));
 }
+
+#[test]
+fn empty_video_room_rejected() {
+    // A Video grant without a room allows every room, so an empty --video-room (an unset shell
+    // variable, say) must not quietly widen the token.
+    let output = mint_alice().args(["--video-room", ""]).output().expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--video-room"), "{}", stderr(&output));
+}
