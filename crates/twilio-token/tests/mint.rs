@@ -334,7 +334,14 @@ fn mint_json_output_leaves_out_unset_members() {
 fn empty_video_room_rejected() {
     // A Video grant without a room allows every room, so an empty --video-room (an unset shell
     // variable, say) must not quietly widen the token.
-    let output = mint_alice().args(["--video-room", ""]).output().expect("runs");
+    let output = mint_alice()
+        .args(["--video-room", ""])
+        .output()
+        .expect("runs");
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("--video-room"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--video-room"),
+        "{}",
+        stderr(&output)
+    );
 }
