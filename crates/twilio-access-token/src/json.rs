@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-/// The largest integer a JavaScript number holds exactly: 2^53 - 1.
+/// The largest integer a JavaScript number represents exactly: 2^53 - 1.
 pub(crate) const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// Appends `text` as a JSON string: `"` and `\` escaped, `\b \f \n \r \t` as short escapes, the
