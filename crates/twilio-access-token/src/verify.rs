@@ -437,14 +437,16 @@ impl std::error::Error for VerifierError {}
 /// 3. header: a JSON object without repeated keys, `alg` exactly `HS256` (so `none`, HS384,
 ///    HS512 and every asymmetric algorithm are rejected before any signature work), `typ`
 ///    `JWT`, `cty` `twilio-fpa;v=1`, and `twr`, if present, a string;
-/// 4. payload: a JSON object without repeated keys whose `iss` names a key of the set;
+/// 4. payload: a JSON object without repeated keys whose `iss` names a key of the set (the
+///    `grants` value is only checked for syntax here);
 /// 5. signature: HMAC-SHA256 with that key's secret, compared in constant time;
 /// 6. `sub` is the expected account SID;
 /// 7. `exp` is present, an integer, and `now <= exp + leeway`;
 /// 8. `nbf`, if present, is an integer and `nbf <= now + leeway`; `iat`, if present, is an
 ///    integer;
 /// 9. the lifetime `exp - (nbf or iat)` is at most the maximum (24 hours);
-/// 10. `grants` is an object, `grants.identity` a string, and each known grant well-formed;
+/// 10. `grants` is an object without repeated keys, `grants.identity` a string, and each known
+///     grant well-formed;
 /// 11. the revocation hook, if any.
 ///
 /// # Examples
