@@ -18,6 +18,6 @@ pub mod policy;
 pub mod routes;
 pub mod state;
 
-pub use app::{app, run, shutdown_signal};
+pub use app::{ConnectionLimits, app, run, run_with_limits, shutdown_signal};
 pub use error::ApiError;
 pub use state::AppState;

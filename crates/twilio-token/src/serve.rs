@@ -219,7 +219,12 @@ async fn serve_until_stopped(
     let mut signals = tokio::select! {
         biased;
         signals = on_signal => signals.ok(),
-        result = &mut server => return result.map_err(server_failed),
+        result = &mut server => {
+            // With no connection open, the server can finish in the same poll as the signal.
+            result.map_err(server_failed)?;
+            tracing::info!("stopped");
+            return Ok(());
+        }
     };
     let second_signal = async {
         match signals.as_mut() {

@@ -1,0 +1,113 @@
+//! Connection limits: slow headers and idle connections are closed, and at most
+//! `max_connections` are served at once.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use twilio_token_server::{ConnectionLimits, app, run_with_limits};
+
+const LIMITS: ConnectionLimits = ConnectionLimits {
+    header_read_timeout: Duration::from_secs(1),
+    max_connections: 2,
+};
+
+async fn start() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let keys = common::GeneratedKeys::new();
+    let state = common::standard_state(&keys);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    tokio::spawn(run_with_limits(
+        listener,
+        app(Arc::new(state)),
+        shutdown,
+        LIMITS,
+    ));
+    (address, stop)
+}
+
+/// Reads until the server closes the connection, or fails after `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buffer = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_all).await.is_ok()
+}
+
+#[tokio::test]
+async fn slow_headers_connection_closed() {
+    let (address, _stop) = start().await;
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("partial headers");
+
+    assert!(closed_within(&mut stream, Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn idle_connection_closed() {
+    let (address, _stop) = start().await;
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+
+    // The response arrives, then the kept-alive connection is closed for idling.
+    assert!(closed_within(&mut stream, Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn connections_over_limit_wait() {
+    let (address, _stop) = start().await;
+    let mut first = TcpStream::connect(address).await.expect("connect");
+    let mut second = TcpStream::connect(address).await.expect("connect");
+    first
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("partial");
+    second
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("partial");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The third connection is accepted by the kernel but not served while two are open.
+    let mut third = TcpStream::connect(address).await.expect("connect");
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut buffer = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buffer)).await;
+    assert!(
+        early.is_err(),
+        "the third connection was served while two were open"
+    );
+
+    // Once the slow ones time out, the third is served.
+    let served = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buffer)).await;
+    let read = served
+        .expect("served after the others closed")
+        .expect("read");
+    assert!(
+        buffer[..read].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        &buffer[..read]
+    );
+}
