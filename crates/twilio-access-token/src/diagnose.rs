@@ -18,7 +18,7 @@ use crate::verify::{
 /// Video rooms end a participant's session after 4 hours, whatever the token's lifetime.
 pub const VIDEO_SESSION_CAP_SECS: u64 = 4 * 3600;
 
-/// How serious a finding is.
+/// The seriousness of a finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     /// Twilio rejects the token, or the token cannot be what was intended.
@@ -43,13 +43,13 @@ impl fmt::Display for Severity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Finding {
-    /// How serious it is.
+    /// The seriousness of the finding.
     pub severity: Severity,
     /// A stable identifier of the check, such as `signature.whitespace-secret`.
     pub check: &'static str,
     /// The Twilio error code the service would report, where one applies.
     pub twilio_code: Option<u32>,
-    /// What is wrong, with the values involved.
+    /// The problem, with the values involved.
     pub message: String,
     /// How to fix it.
     pub fix: String,
@@ -96,7 +96,8 @@ impl Diagnosis {
     }
 }
 
-/// What [`diagnose`] checks a token against. Every part is optional but the time.
+/// The keys, account and time that [`diagnose`] checks a token against. Every part is optional
+/// but the time.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct DiagnoseContext {
@@ -147,13 +148,18 @@ impl DiagnoseContext {
 
 /// Runs every check that applies to `token` and returns all findings, not just the first.
 ///
-/// Beyond the checks of [`Verifier`](crate::Verifier) it looks for the usual causes of
-/// "invalid Access Token": `iss` and `sub` swapped or with the wrong prefix (an `iss` starting
-/// with `AC` suggests signing with the Auth Token), a secret with a stray newline or spaces, a
-/// token signed by another configured key than its `iss` names, identities Voice rejects, Video
-/// tokens outliving the 4-hour session cap, a `jti` not of the form `<iss>-<seconds>`, `nbf`
-/// after `iat`, timestamps in milliseconds or with fractions, grants of the wrong JSON type, an
-/// empty grants object, and the legacy `ip_messaging` grant next to `chat`.
+/// Beyond the checks of [`Verifier`](crate::Verifier), it looks for the usual causes of
+/// "invalid Access Token":
+///
+/// - `iss` and `sub` swapped or with the wrong prefix (an `iss` starting with `AC` suggests
+///   signing with the Auth Token);
+/// - a secret with a stray newline or spaces, or a token signed by another configured key than
+///   its `iss` names;
+/// - identities Voice rejects, and Video tokens outliving the 4-hour session cap;
+/// - a `jti` not of the form `<iss>-<seconds>`, `nbf` after `iat`, and timestamps in
+///   milliseconds or with fractions;
+/// - grants of the wrong JSON type, an empty grants object, and the legacy `ip_messaging` grant
+///   next to `chat`.
 ///
 /// # Examples
 ///

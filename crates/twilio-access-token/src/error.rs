@@ -9,7 +9,7 @@ use crate::ttl::TtlError;
 
 /// An error from building or minting an Access Token.
 ///
-/// Each variant holds the values involved, and its message says what to change.
+/// Each variant contains the values involved, and its message says what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MintError {
@@ -30,7 +30,7 @@ pub enum MintError {
     InvalidSid {
         /// The field, named as in the token, such as `sub` or `chat.service_sid`.
         field: &'static str,
-        /// What is wrong with the value.
+        /// The problem with the value.
         error: SidError,
     },
     /// The identity breaks a rule.
@@ -45,7 +45,7 @@ pub enum MintError {
     /// An integer in a JSON grant field is outside JavaScript's safe range, so Twilio's
     /// JavaScript SDKs and twilio-node would round it.
     UnsafeInteger {
-        /// Where the number is, such as `voice.outgoing.params.customer_id`.
+        /// The path to the number, such as `voice.outgoing.params.customer_id`.
         path: String,
         /// The number as written.
         value: String,
@@ -57,7 +57,7 @@ pub enum MintError {
         issued_at: u64,
     },
     /// A timestamp is too large for a token: above 2^53 - 1, the largest integer JavaScript
-    /// holds exactly.
+    /// represents exactly.
     TimeOutOfRange {
         /// The claim, `nbf` or `exp`.
         claim: &'static str,

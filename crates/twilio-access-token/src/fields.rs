@@ -37,7 +37,8 @@ pub(crate) struct ClaimFields {
     pub(crate) exp: Option<Value>,
     pub(crate) nbf: Option<Value>,
     pub(crate) iat: Option<Value>,
-    /// Where the `grants` value is in the payload text; parsed only after the signature holds.
+    /// The position of the `grants` value in the payload text, which is parsed only after the
+    /// signature holds.
     pub(crate) grants: Option<Range<usize>>,
 }
 
@@ -146,7 +147,7 @@ pub(crate) const KNOWN_HEADERS: [&str; 3] = [
     "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiIsImN0eSI6InR3aWxpby1mcGE7dj0xIn0",
 ];
 
-/// The fields of every header in [`KNOWN_HEADERS`].
+/// Returns the fields of every header in [`KNOWN_HEADERS`].
 #[cfg(test)]
 fn twilio_header() -> HeaderFields {
     HeaderFields {

@@ -5,7 +5,7 @@ use std::fmt;
 /// The maximum identity length, in Unicode scalar values.
 pub const MAX_IDENTITY_CHARS: usize = 256;
 
-/// What is wrong with an identity.
+/// The problem with an identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IdentityError {

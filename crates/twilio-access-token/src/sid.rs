@@ -78,7 +78,7 @@ impl fmt::Display for SidKind {
     }
 }
 
-/// What is wrong with a SID.
+/// The problem with a SID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SidProblem {
@@ -108,7 +108,7 @@ pub struct SidError {
     pub expected: SidKind,
     /// The value as given.
     pub value: String,
-    /// What is wrong with it.
+    /// The problem with it.
     pub problem: SidProblem,
 }
 

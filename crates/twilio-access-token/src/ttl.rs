@@ -6,7 +6,7 @@ use std::str::FromStr;
 /// A token lifetime in whole seconds, from 1 second to 24 hours.
 ///
 /// Twilio rejects tokens whose expiry is more than 24 hours after they were issued (error
-/// 20157), so longer lifetimes are refused here, where the message can say why.
+/// 20157), so longer lifetimes are rejected here, where the message can explain why.
 ///
 /// # Examples
 ///
@@ -21,7 +21,7 @@ use std::str::FromStr;
 pub struct Ttl(u32);
 
 impl Ttl {
-    /// The longest lifetime Twilio accepts: 86400 seconds (24 hours).
+    /// The maximum lifetime Twilio accepts: 86400 seconds (24 hours).
     pub const MAX: Ttl = Ttl(86_400);
 
     /// The lifetime every official helper library uses by default: 3600 seconds.

@@ -63,7 +63,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        // Outside the timeout, so that its answer is marked no-store too.
+        // Outside the timeout, so that its 503 response is marked no-store too.
         .layer(SetResponseHeaderLayer::if_not_present(
             CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -81,9 +81,9 @@ pub fn app(state: Arc<AppState>) -> Router {
     router.layer(middleware).with_state(state)
 }
 
-/// Opens the span of one request. It is a debug span because span bookkeeping costs about a
-/// sixth of the server's throughput; handlers put the request id on the events they log at info
-/// and above.
+/// Opens the span of one request. It is a debug span, because span bookkeeping at info cost
+/// about 12k of 66k requests per second in the load benchmark. The token handler adds the
+/// request id to the events it logs.
 fn request_span<B>(request: &Request<B>) -> tracing::Span {
     tracing::debug_span!(
         "request",
@@ -94,7 +94,7 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
 }
 
 /// Removes a client's `X-Request-Id` unless it is 1 to 64 letters, digits, `-`, `_` or `.`, so
-/// that a client cannot write arbitrary text into the logs; the server then assigns its own.
+/// that a client cannot write arbitrary text into the logs. The server then assigns its own.
 fn drop_unusable_request_id<B>(mut request: Request<B>) -> Request<B> {
     let usable = request.headers().get(&REQUEST_ID).is_some_and(|value| {
         let bytes = value.as_bytes();

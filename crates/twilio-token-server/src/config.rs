@@ -25,7 +25,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub struct ConfigError {
     /// The key, such as `profiles[0].account_sid` or `TWILIO_API_SECRET`.
     pub key: String,
-    /// What is wrong and how to fix it.
+    /// The problem and how to fix it.
     pub message: String,
 }
 
@@ -236,7 +236,7 @@ pub struct RuleSection {
     /// The profile tokens are minted with. Default `default`.
     #[serde(default = "default_profile_name")]
     pub profile: String,
-    /// TTL in seconds when the request asks for none. Default 3600.
+    /// TTL in seconds when the request names none. Default 3600.
     pub ttl: Option<u64>,
     /// Largest TTL a request may ask for. Default: the default TTL.
     pub max_ttl: Option<u64>,
@@ -468,7 +468,7 @@ impl Profile {
     }
 }
 
-/// Reads a secret from the environment or a file, as a key section says.
+/// Reads a secret from the environment variable or file that a key section names.
 fn read_secret(
     key: &str,
     section: &KeySection,

@@ -16,21 +16,21 @@ pub enum ApiError {
     BadRequest {
         /// Stable code, such as `unknown_field`.
         code: &'static str,
-        /// What was wrong.
+        /// The problem, for the client.
         message: String,
     },
     /// 401: no credentials, or credentials that are not valid.
     Unauthorized {
         /// Stable code, such as `missing_credentials`.
         code: &'static str,
-        /// What was wrong.
+        /// The problem, for the client.
         message: String,
     },
     /// 403: authenticated, but policy does not allow the request.
     Forbidden {
         /// Stable code, such as `no_matching_rule`.
         code: &'static str,
-        /// What was refused.
+        /// The refused request, for the client.
         message: String,
     },
     /// 404: no such route.
@@ -48,7 +48,7 @@ pub enum ApiError {
     TooManyRequests {
         /// Stable code, such as `too_many_attempts`.
         code: &'static str,
-        /// What was limited.
+        /// The limited action, for the client.
         message: String,
         /// Seconds until a retry may succeed.
         retry_after_secs: u64,
@@ -57,7 +57,7 @@ pub enum ApiError {
     Internal,
     /// 503: a dependency is unavailable; details are in the log.
     Unavailable {
-        /// What is unavailable, in client terms.
+        /// The unavailable service, in client terms.
         message: String,
     },
 }

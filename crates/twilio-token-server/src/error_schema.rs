@@ -15,6 +15,6 @@ pub struct ErrorResponse {
 pub struct ErrorDetail {
     /// A stable machine-readable code, such as `no_matching_rule`.
     pub code: String,
-    /// What went wrong and what to do.
+    /// The problem and what to do.
     pub message: String,
 }

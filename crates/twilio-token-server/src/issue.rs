@@ -15,7 +15,7 @@ use crate::config::Profile;
 use crate::error::ApiError;
 use crate::policy::{GRANT_NAMES, Policy, Rule};
 
-/// What a caller may ask for. Every field is optional, and the caller can only narrow what
+/// The fields a caller may send. Every field is optional, and the caller can only narrow what
 /// policy allows.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -52,7 +52,7 @@ pub struct TokenResponse {
     pub server_time: u64,
 }
 
-/// What was decided and minted, for the response and the logs.
+/// The decision and the minted token, for the response and the logs.
 #[derive(Debug, Clone)]
 pub struct Issued {
     /// The response body.

@@ -17,7 +17,7 @@ pub struct Rule {
     groups: Vec<String>,
     /// The profile tokens are minted with.
     pub profile: String,
-    /// TTL when the request asks for none.
+    /// TTL when the request names none.
     pub ttl: Ttl,
     /// The largest TTL a request may ask for.
     pub max_ttl: Ttl,
@@ -66,7 +66,7 @@ impl Policy {
     ///
     /// # Errors
     ///
-    /// Returns a [`ConfigError`] naming the rule and key for a rule that matches nobody, names
+    /// Returns a [`ConfigError`] naming the rule and key for a rule that matches no identity or group, names
     /// an unknown profile, has a TTL out of range or a max_ttl below its TTL, or has a bad SID.
     pub fn from_config(sections: &[RuleSection], profiles: &[String]) -> Result<Self, ConfigError> {
         let mut rules = Vec::with_capacity(sections.len());

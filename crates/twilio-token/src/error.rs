@@ -56,7 +56,7 @@ pub(crate) enum CliError {
     Config(ConfigError),
     /// The server could not listen or stopped with an I/O error.
     Serve {
-        /// What failed, such as `failed to listen on 127.0.0.1:8080`.
+        /// The failed step, such as `failed to listen on 127.0.0.1:8080`.
         what: String,
         /// The I/O error.
         source: io::Error,

@@ -1,9 +1,11 @@
 //! Authentication providers: each turns a request's credentials into a [`Principal`].
 //!
-//! Providers are tried in the configured order. A provider returns `Ok(None)` when the request
-//! carries no credentials of its kind, so the next one can try; `Ok(Some(_))` when it
-//! authenticated the caller; and an error when it recognised its credentials but they are not
-//! valid, which ends the search with 401.
+//! Providers are tried in the configured order. A provider returns:
+//!
+//! - `Ok(None)` when the request carries no credentials of its kind, so the next one can try;
+//! - `Ok(Some(_))` when it authenticated the caller;
+//! - an error when it recognised its credentials but they are not valid, which ends the search
+//!   with 401.
 
 pub mod api_key;
 pub mod extension;
@@ -18,7 +20,7 @@ use axum::http::{HeaderMap, Method};
 use crate::error::ApiError;
 use crate::pattern::Pattern;
 
-/// Who the caller is, as a provider established it.
+/// The caller, as a provider established it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The identity tokens are minted for, unless the caller may act for others and names one.
@@ -28,7 +30,7 @@ pub struct Principal {
     pub groups: Vec<String>,
     /// The provider that authenticated the caller, such as `api_key` or `users`.
     pub method: &'static str,
-    /// Who authenticated, for logs: an API key's name or a user name.
+    /// The authenticated party for logs: an API key's name or a user name.
     pub subject: String,
     /// Identities the caller may request tokens for, when it may act for others.
     pub may_act_for: Option<Pattern>,
@@ -53,7 +55,7 @@ pub type AuthFuture<'a> =
 
 /// One way of authenticating callers.
 pub trait AuthProvider: Send + Sync {
-    /// The provider's name in configuration and logs.
+    /// Returns the provider's name in configuration and logs.
     fn name(&self) -> &'static str;
 
     /// Authenticates the request, or returns `Ok(None)` when it carries no credentials of this
