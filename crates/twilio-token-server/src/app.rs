@@ -158,12 +158,24 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 /// Limits on client connections, against clients that open many connections and send slowly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
-    /// How long a client may take to send a request's headers, including the wait for the next
-    /// request on a kept-alive HTTP/1.1 connection. Default 10 seconds.
+    /// How long a new connection may stay silent, and how long a client may take to send a
+    /// request's headers, including the wait for the next request on a kept-alive HTTP/1.1
+    /// connection. Default 10 seconds.
     pub header_read_timeout: Duration,
     /// How many connections are served at once; further ones wait to be accepted. Default
     /// 10,000.
     pub max_connections: usize,
+}
+
+impl ConnectionLimits {
+    /// Returns the limits that the `[server]` section of a configuration sets.
+    #[must_use]
+    pub fn from_config(server: &crate::config::ServerSection) -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
+            max_connections: server.max_connections,
+        }
+    }
 }
 
 impl Default for ConnectionLimits {
@@ -213,6 +225,9 @@ pub async fn run_with_limits(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    // Tells connections still waiting for their first byte that the server is stopping.
+    let (stopping, stop_waiting) = tokio::sync::watch::channel(false);
 
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -244,17 +259,31 @@ pub async fn run_with_limits(
                     .clone()
                     .oneshot(request.map(axum::body::Body::new))
             });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = Arc::clone(&builder);
+        let watcher = graceful.watcher();
+        let mut stop_waiting = stop_waiting.clone();
+        let first_byte_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
+            // hyper's header timer starts with the first byte, so a client that connects and
+            // sends nothing would hold its permit forever without this wait.
+            let mut byte = [0_u8; 1];
+            let first_byte = tokio::time::timeout(first_byte_timeout, stream.peek(&mut byte));
+            tokio::select! {
+                waited = first_byte => if !matches!(waited, Ok(Ok(1))) {
+                    return;
+                },
+                _ = stop_waiting.wait_for(|stopping| *stopping) => return,
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
+                .into_owned();
             // A client that drops the connection or sends garbage is not a server error.
-            let _ = connection.await;
+            let _ = watcher.watch(connection).await;
             drop(permit);
         });
     }
 
+    let _ = stopping.send(true);
     drop(listener);
     graceful.shutdown().await;
     Ok(())

@@ -87,6 +87,11 @@ pub struct ServerSection {
     pub body_limit_bytes: usize,
     /// Seconds in-flight requests get to finish after SIGINT or SIGTERM. Default 30.
     pub shutdown_grace_secs: u64,
+    /// Seconds a client may take to send a request's headers, which is also how long a
+    /// kept-alive connection may stay idle. Default 10.
+    pub header_read_timeout_secs: u64,
+    /// Connections served at once; further clients wait to be accepted. Default 10000.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSection {
@@ -100,6 +105,8 @@ impl Default for ServerSection {
             request_timeout_secs: 10,
             body_limit_bytes: 16 * 1024,
             shutdown_grace_secs: 30,
+            header_read_timeout_secs: 10,
+            max_connections: 10_000,
         }
     }
 }

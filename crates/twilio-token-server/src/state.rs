@@ -16,6 +16,9 @@ use crate::config::{
 use crate::issue::TokenCache;
 use crate::policy::Policy;
 
+/// The most connections `server.max_connections` allows.
+const MAX_CONNECTIONS: usize = 1_000_000;
+
 /// Everything a request handler needs, built once from the configuration.
 #[derive(Clone)]
 pub struct AppState {
@@ -202,6 +205,21 @@ pub(crate) fn check_server(server: &ServerSection) -> Result<(), ConfigError> {
         return Err(ConfigError::new(
             "server",
             "request_timeout_secs and body_limit_bytes must be above zero",
+        ));
+    }
+    if server.header_read_timeout_secs == 0 {
+        return Err(ConfigError::new(
+            "server.header_read_timeout_secs",
+            "must be above zero: it is how long a client may take to send request headers",
+        ));
+    }
+    if !(1..=MAX_CONNECTIONS).contains(&server.max_connections) {
+        return Err(ConfigError::new(
+            "server.max_connections",
+            format!(
+                "{} is out of range: give a number from 1 to {MAX_CONNECTIONS}",
+                server.max_connections
+            ),
         ));
     }
     Ok(())

@@ -60,6 +60,31 @@ async fn slow_headers_connection_closed() {
 }
 
 #[tokio::test]
+async fn silent_connection_closed_and_frees_its_place() {
+    let (address, _stop) = start().await;
+    // Two clients that connect and send nothing take both places, for one second only.
+    let mut silent = [
+        TcpStream::connect(address).await.expect("connect"),
+        TcpStream::connect(address).await.expect("connect"),
+    ];
+    for stream in &mut silent {
+        assert!(closed_within(stream, Duration::from_secs(5)).await);
+    }
+
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response));
+    read.await
+        .expect("answered in time")
+        .expect("response read");
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+}
+
+#[tokio::test]
 async fn idle_connection_closed() {
     let (address, _stop) = start().await;
     let mut stream = TcpStream::connect(address).await.expect("connect");

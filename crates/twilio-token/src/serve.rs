@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 use twilio_token_server::config::apply_demo;
-use twilio_token_server::{AppState, app, run as serve_router};
+use twilio_token_server::{AppState, ConnectionLimits, app, run_with_limits};
 use zeroize::Zeroizing;
 
 use crate::cli::{LogFormat, ServeArgs};
@@ -212,7 +212,8 @@ async fn serve_until_stopped(
         tracing::info!("{name} received, shutting down");
         let _ = signalled.send(signals);
     };
-    let mut server = pin!(serve_router(listener, app(state), shutdown));
+    let limits = ConnectionLimits::from_config(&state.server);
+    let mut server = pin!(run_with_limits(listener, app(state), shutdown, limits));
 
     // The grace period starts at the signal, not at start-up. The signal is checked first
     // because the server finishes soon after it when no request is in flight.

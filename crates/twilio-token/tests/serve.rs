@@ -189,11 +189,11 @@ fn generate_key() -> (String, String) {
     (stdout.trim_end().to_owned(), stderr)
 }
 
-/// Writes a configuration with the given `[[auth.api_keys]]` block and grace period, a profile
-/// whose secret is in `TWILIO_API_SECRET`, and a Video rule for `alice`.
-fn write_config(folder: &Path, key_block: &str, grace_secs: u64) -> PathBuf {
+/// Writes a configuration with the given `[server]` lines and `[[auth.api_keys]]` block, a
+/// profile whose secret is in `TWILIO_API_SECRET`, and a Video rule for `alice`.
+fn write_config(folder: &Path, key_block: &str, server_lines: &str) -> PathBuf {
     let text = format!(
-        "[server]\nshutdown_grace_secs = {grace_secs}\n\n{key_block}\n\
+        "[server]\n{server_lines}\n\n{key_block}\n\
          [[profiles]]\naccount_sid = \"{ACCOUNT_SID}\"\n\
          api_keys = [{{ sid = \"{API_KEY_SID}\", secret_env = \"TWILIO_API_SECRET\" }}]\n\n\
          [[policy.rules]]\nidentities = [\"alice\"]\ngrants = {{ video = {{}} }}\n"
@@ -205,9 +205,15 @@ fn write_config(folder: &Path, key_block: &str, grace_secs: u64) -> PathBuf {
 
 /// Starts a server with an API key, returning it, its address and the key.
 fn start_with_key(name: &str, grace_secs: u64) -> (Server, SocketAddr, String) {
+    start_with_key_and(name, &format!("shutdown_grace_secs = {grace_secs}"))
+}
+
+/// Starts a server with an API key and the given `[server]` lines, returning it, its address
+/// and the key.
+fn start_with_key_and(name: &str, server_lines: &str) -> (Server, SocketAddr, String) {
     let folder = scratch_folder(name);
     let (key, block) = generate_key();
-    let config = write_config(&folder, &block, grace_secs);
+    let config = write_config(&folder, &block, server_lines);
     let mut server = Server::start(
         &folder,
         &[
@@ -288,6 +294,34 @@ fn serve_issues_token_and_stops_on_sigterm() {
     assert_secret_absent(&logs, &key);
     assert_secret_absent(&logs, token);
     assert_secret_absent(&logs, SECRET);
+}
+
+#[test]
+fn serve_closes_silent_connection_after_configured_header_time() {
+    let (_server, address, key) = start_with_key_and("header-time", "header_read_timeout_secs = 1");
+
+    // A client that connects and sends nothing is dropped after the configured second, well
+    // before the 10-second default.
+    let mut silent = TcpStream::connect(address).expect("connected");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .expect("timeout set");
+    let started = Instant::now();
+    let mut buffer = Vec::new();
+    let read = silent.read_to_end(&mut buffer);
+    let elapsed = started.elapsed();
+
+    assert!(
+        read.is_ok(),
+        "the server did not close the connection: {read:?}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(5),
+        "closed after {elapsed:?}"
+    );
+    // The server still answers clients that send their request.
+    let (status, body) = post_token(address, Some(&key));
+    assert_eq!(status, 200, "{body}");
 }
 
 #[cfg(unix)]
@@ -624,6 +658,16 @@ fn config_check_invalid_files_name_key() {
             "bad listen",
             VALID_CONFIG.replace("127.0.0.1:9000", "localhost:9000"),
             "error: server.listen: \"localhost:9000\" is not an address and port",
+        ),
+        (
+            "no header read time",
+            VALID_CONFIG.replace("[server]\n", "[server]\nheader_read_timeout_secs = 0\n"),
+            "error: server.header_read_timeout_secs: must be above zero",
+        ),
+        (
+            "no connections",
+            VALID_CONFIG.replace("[server]\n", "[server]\nmax_connections = 0\n"),
+            "error: server.max_connections: 0 is out of range: give a number from 1 to 1000000",
         ),
     ];
 
