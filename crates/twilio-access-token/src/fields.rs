@@ -26,6 +26,7 @@ pub(crate) struct HeaderFields {
     pub(crate) typ: Option<Value>,
     pub(crate) cty: Option<Value>,
     pub(crate) twr: Option<Value>,
+    pub(crate) crit: Option<Value>,
 }
 
 /// The claims the verifier reads, each as given.
@@ -155,6 +156,7 @@ fn twilio_header() -> HeaderFields {
         typ: Some(Value::String("JWT".into())),
         cty: Some(Value::String(crate::jwt::CONTENT_TYPE.into())),
         twr: None,
+        crit: None,
     }
 }
 
@@ -174,6 +176,7 @@ fn parse_header(bytes: &[u8]) -> Result<HeaderFields, DecodeError> {
         "typ" => fields.typ = Some(value),
         "cty" => fields.cty = Some(value),
         "twr" => fields.twr = Some(value),
+        "crit" => fields.crit = Some(value),
         _ => {}
     })?;
     Ok(fields)

@@ -70,6 +70,12 @@ pub enum VerifyError {
         /// The `cty` value as JSON text, or `None` when missing.
         cty: Option<String>,
     },
+    /// The header has a `crit` member, which asks the verifier to understand extensions that
+    /// Access Tokens do not have.
+    UnsupportedCritical {
+        /// The `crit` value as JSON text.
+        crit: String,
+    },
     /// The header's `twr` region is not a string.
     InvalidRegion,
     /// The payload has no `iss` string.
@@ -157,6 +163,7 @@ impl VerifyError {
             VerifyError::UnsupportedAlgorithm { .. } => "unsupported_algorithm",
             VerifyError::WrongType { .. } => "wrong_type",
             VerifyError::WrongContentType { .. } => "wrong_content_type",
+            VerifyError::UnsupportedCritical { .. } => "unsupported_critical",
             VerifyError::InvalidRegion => "invalid_region",
             VerifyError::MissingIssuer => "missing_issuer",
             VerifyError::UnknownApiKey { .. } => "unknown_api_key",
@@ -201,6 +208,7 @@ impl VerifyError {
             VerifyError::UnsupportedAlgorithm { .. }
             | VerifyError::WrongType { .. }
             | VerifyError::WrongContentType { .. }
+            | VerifyError::UnsupportedCritical { .. }
             | VerifyError::InvalidRegion => 20102,
             VerifyError::MissingIssuer
             | VerifyError::UnknownApiKey { .. }
@@ -239,6 +247,11 @@ impl fmt::Display for VerifyError {
                 f,
                 "the header's cty is {}: Access Tokens have \"{CONTENT_TYPE}\"",
                 shown(cty)
+            ),
+            VerifyError::UnsupportedCritical { crit } => write!(
+                f,
+                "the header's crit {crit} names extensions that must be understood, and Access \
+                 Tokens have none: mint the token without a crit header"
             ),
             VerifyError::InvalidRegion => {
                 f.write_str("the header's twr (region) is not a string such as \"us1\"")
@@ -436,7 +449,9 @@ impl std::error::Error for VerifierError {}
 /// 2. three dot-separated parts, each strict base64url without padding;
 /// 3. header: a JSON object without repeated keys, `alg` exactly `HS256` (so `none`, HS384,
 ///    HS512 and every asymmetric algorithm are rejected before any signature work), `typ`
-///    `JWT`, `cty` `twilio-fpa;v=1`, and `twr`, if present, a string;
+///    `JWT`, `cty` `twilio-fpa;v=1`, no `crit` (RFC 7515 requires rejecting critical
+///    extensions the verifier does not understand, and it understands none), and `twr`, if
+///    present, a string;
 /// 4. payload: a JSON object without repeated keys whose `iss` names a key of the set (the
 ///    `grants` value is only checked for syntax here);
 /// 5. signature: HMAC-SHA256 with that key's secret, compared in constant time;
@@ -634,6 +649,7 @@ impl Verifier {
                 header.alg.as_ref(),
                 header.typ.as_ref(),
                 header.cty.as_ref(),
+                header.crit.as_ref(),
                 header.twr.as_ref(),
             )?,
             None => None,
@@ -801,12 +817,13 @@ fn read_grants(text: &str) -> Result<ReadGrants, VerifyError> {
     Ok((identity, known, unknown_grants))
 }
 
-/// Checks `alg`, `typ`, `cty` and `twr` and returns the region.
+/// Checks `alg`, `typ`, `cty`, `crit` and `twr` and returns the region.
 pub(crate) fn check_header(header: &Map<String, Value>) -> Result<Option<String>, VerifyError> {
     check_header_values(
         header.get("alg"),
         header.get("typ"),
         header.get("cty"),
+        header.get("crit"),
         header.get("twr"),
     )
 }
@@ -815,6 +832,7 @@ fn check_header_values(
     alg: Option<&Value>,
     typ: Option<&Value>,
     cty: Option<&Value>,
+    crit: Option<&Value>,
     twr: Option<&Value>,
 ) -> Result<Option<String>, VerifyError> {
     let text = |value: Option<&Value>| value.map(Value::to_string);
@@ -826,6 +844,11 @@ fn check_header_values(
     }
     if cty.and_then(Value::as_str) != Some(CONTENT_TYPE) {
         return Err(VerifyError::WrongContentType { cty: text(cty) });
+    }
+    if let Some(crit) = crit {
+        return Err(VerifyError::UnsupportedCritical {
+            crit: crit.to_string(),
+        });
     }
     match twr {
         None => Ok(None),

@@ -612,6 +612,13 @@ fn add_verify_errors(messages: &mut Messages) {
         VerifyError::WrongContentType { cty: None },
     );
     messages.add(
+        "VerifyError::UnsupportedCritical",
+        verify(header_with("crit", json!(["b64"])), claims()),
+        VerifyError::UnsupportedCritical {
+            crit: "[\"b64\"]".into(),
+        },
+    );
+    messages.add(
         "VerifyError::InvalidRegion",
         verify(header_with("twr", json!(1)), claims()),
         VerifyError::InvalidRegion,

@@ -506,6 +506,20 @@ fn header_fields_checked() {
                 VerifyError::InvalidRegion,
                 20102,
             ),
+            case(
+                "crit naming an extension",
+                token_with_header("crit", Some(json!(["exp"]))),
+                VerifyError::UnsupportedCritical {
+                    crit: "[\"exp\"]".into(),
+                },
+                20102,
+            ),
+            case(
+                "crit empty",
+                token_with_header("crit", Some(json!([]))),
+                VerifyError::UnsupportedCritical { crit: "[]".into() },
+                20102,
+            ),
         ],
     );
 }
