@@ -91,6 +91,20 @@ pub(crate) fn run(args: &UsersArgs) -> Result<Outcome, CliError> {
         validate_name(name).map_err(store_error)?;
     }
     let path = database_file(args)?;
+    // Only `add` creates the database: the other commands would find no users in a new one.
+    if !path.exists() {
+        match &args.command {
+            UsersCommand::Add { .. } => {}
+            UsersCommand::List { json } => return Ok(list_outcome(&[], *json)),
+            UsersCommand::Remove { name } | UsersCommand::Passwd { name } => {
+                return Err(CliError::Input(format!(
+                    "no user is named {name:?}: there is no user database at {} yet; add users \
+                     with `twilio-token users add NAME`",
+                    path.display()
+                )));
+            }
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -207,8 +207,40 @@ fn passwd_replaces_password() {
 }
 
 #[test]
+fn commands_other_than_add_create_no_database() {
+    let data_dir = DataDir::new("no-database");
+    let database = data_dir.path().join("users.sqlite3");
+
+    users(&data_dir, &["list", "--json"])
+        .assert()
+        .success()
+        .stdout("[]\n");
+    users(&data_dir, &["list"])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("no users: add one with `twilio-token users add NAME`\n");
+    for command in ["remove", "passwd"] {
+        users(&data_dir, &[command, "alice"])
+            .assert()
+            .code(2)
+            .stderr(format!(
+                "error: no user is named \"alice\": there is no user database at {} yet; add \
+             users with `twilio-token users add NAME`\n",
+                database.display()
+            ));
+    }
+
+    assert!(!data_dir.path().exists(), "the data folder was created");
+}
+
+#[test]
 fn passwd_unknown_user_fails_before_reading() {
     let data_dir = DataDir::new("passwd-unknown");
+    users(&data_dir, &["add", "alice"])
+        .write_stdin(PASSWORD)
+        .assert()
+        .success();
 
     users(&data_dir, &["passwd", "nobody"])
         .assert()
