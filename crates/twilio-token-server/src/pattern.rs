@@ -28,11 +28,11 @@ impl Pattern {
         if self.text == "*" {
             return true;
         }
-        let value: Vec<char> = value.chars().collect();
-        // Iterative wildcard matching with one backtrack point, linear in practice.
+        // Iterative wildcard matching with one backtrack point, linear in practice. `v` is a
+        // byte offset into `value`, so nothing is allocated.
         let (mut p, mut v) = (0, 0);
         let mut star: Option<(usize, usize)> = None;
-        while v < value.len() {
+        while let Some(c) = value[v..].chars().next() {
             match self.chars.get(p) {
                 Some('*') => {
                     star = Some((p, v));
@@ -40,17 +40,19 @@ impl Pattern {
                 }
                 Some('?') => {
                     p += 1;
-                    v += 1;
+                    v += c.len_utf8();
                 }
-                Some(c) if *c == value[v] => {
+                Some(expected) if *expected == c => {
                     p += 1;
-                    v += 1;
+                    v += c.len_utf8();
                 }
                 _ => match star {
                     Some((star_p, star_v)) => {
+                        // Let the star take one more character.
+                        let taken = value[star_v..].chars().next().map_or(1, char::len_utf8);
                         p = star_p + 1;
-                        v = star_v + 1;
-                        star = Some((star_p, star_v + 1));
+                        v = star_v + taken;
+                        star = Some((star_p, v));
                     }
                     None => return false,
                 },
@@ -90,6 +92,16 @@ mod tests {
             ("exact", "exact", true),
             ("exact", "exactly", false),
             ("é*", "été", true),
+            ("?t?", "été", true),
+            ("??", "été", false),
+            ("*é", "aé", true),
+            ("a*é?", "abcéx", true),
+            ("a*é?", "abcé", false),
+            ("*-*-?", "a-b-c-d", true),
+            ("*ab", "aab", true),
+            ("*", "", true),
+            ("?*", "", false),
+            ("**", "x", true),
         ];
         for (pattern, value, expected) in cases {
             assert_eq!(

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -117,11 +116,14 @@ async fn respond(state: &AppState, parts: &Parts, token_request: &TokenRequest) 
                 ttl = issued.response.ttl,
                 "token issued"
             );
-            let mut response = Json(issued.response).into_response();
-            response
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
+            (
+                [
+                    (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                    (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                ],
+                issued.response.to_json(),
+            )
+                .into_response()
         }
         Err(error) => {
             tracing::debug!(
