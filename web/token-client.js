@@ -256,6 +256,7 @@ export class TokenClient extends EventTarget {
     }
     this.clearTimer();
     this.state = 'fetching';
+    this.nextAtMs = null;
     this.inFlight = this.fetchToken().finally(() => {
       this.inFlight = null;
     });
@@ -342,8 +343,8 @@ export class TokenClient extends EventTarget {
       refreshAtMs: plan.refreshAtMs,
       receivedAtMs,
     };
-    this.emit('token', this.current, this.options.onToken);
     this.schedule('refresh', plan.delayMs);
+    this.emit('token', this.current, this.options.onToken);
   }
 
   failed(error, retryAfterMs = 0) {

@@ -87,6 +87,9 @@ pub struct ServerSection {
     pub body_limit_bytes: usize,
     /// Seconds in-flight requests get to finish after SIGINT or SIGTERM. Default 30.
     pub shutdown_grace_secs: u64,
+    /// Serve the demo page at `/`, with its scripts. Default: off, but `serve --demo` turns it
+    /// on unless this is set to false.
+    pub demo_page: Option<bool>,
 }
 
 impl Default for ServerSection {
@@ -100,6 +103,7 @@ impl Default for ServerSection {
             request_timeout_secs: 10,
             body_limit_bytes: 16 * 1024,
             shutdown_grace_secs: 30,
+            demo_page: None,
         }
     }
 }
@@ -706,6 +710,7 @@ pub struct DemoSetup {
 /// Call it after [`apply_environment`], so that real credentials from the environment are used.
 /// It changes only what the configuration leaves out:
 ///
+/// - `server.demo_page` becomes true when not set.
 /// - `[auth.users]` gets its defaults when absent, and `users` is appended to `auth.order` when
 ///   missing, so the built-in users are enabled.
 /// - With no profile at all, it adds the placeholder profile `default`: account
@@ -716,6 +721,7 @@ pub struct DemoSetup {
 ///   and max TTL 3600 seconds. It grants Video for any room and incoming Voice, plus Chat, Sync
 ///   and outgoing Voice when the profile has the service SID each needs.
 pub fn apply_demo(file: &mut FileConfig, environment: &mut Environment) -> DemoSetup {
+    file.server.demo_page.get_or_insert(true);
     if file.auth.users.is_none() {
         file.auth.users = Some(UsersSection::default());
     }
