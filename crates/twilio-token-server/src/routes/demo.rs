@@ -20,6 +20,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The routes of the demo page, as (method, path). They are served only when the demo page is
@@ -64,6 +65,8 @@ pub fn router() -> Router<Arc<AppState>> {
             "/token-client.js",
             get(|| async { page(JAVASCRIPT, TOKEN_CLIENT_JS) }),
         )
+        // The main router's 405 handler covers only the routes it had when it was set.
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
 }
 
 fn page(content_type: &'static str, body: &'static str) -> Response {
