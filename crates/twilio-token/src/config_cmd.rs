@@ -147,6 +147,7 @@ fn server_view(server: &ServerSection, state: &AppState) -> Value {
         "request_timeout_secs": server.request_timeout_secs,
         "body_limit_bytes": server.body_limit_bytes,
         "shutdown_grace_secs": server.shutdown_grace_secs,
+        "demo_page": server.demo_page,
     })
 }
 

@@ -462,6 +462,10 @@ fn serve_demo_banner_warns_of_placeholders() {
     let banner = server.stderr_text();
     assert!(banner.contains("demo mode"), "{banner}");
     assert!(banner.contains("POST http://127.0.0.1:"), "{banner}");
+    assert!(
+        banner.contains("demo page: open http://127.0.0.1:"),
+        "{banner}"
+    );
     assert!(banner.contains("will NOT accept them"), "{banner}");
     for variable in ["TWILIO_ACCOUNT_SID", "TWILIO_API_KEY", "TWILIO_API_SECRET"] {
         assert!(
