@@ -15,6 +15,12 @@ import {
 } from '../token-client.js';
 import { FakeClock, FakeFetch, tokenBody } from './fake-clock.js';
 
+/** Asserts `low <= value <= high`, with a separate assert for each bound. */
+function assertBetween(value, low, high, label) {
+  assert.ok(value >= low, `${label}: ${value} is below ${low}`);
+  assert.ok(value <= high, `${label}: ${value} is above ${high}`);
+}
+
 describe('clockOffsetMs', () => {
   test('server ahead by an hour', () => {
     const sent = 1_000_000_000_000;
@@ -212,7 +218,7 @@ describe('TokenClient', () => {
 
     // refresh_after is 48 s after minting; the offset estimate may move it by under a second.
     const delay = client.nextAtMs - first.receivedAtMs;
-    assert.ok(delay > 47_000 && delay <= 48_500, `delay ${delay}`);
+    assertBetween(delay, 47_001, 48_500, 'refresh delay');
     await clock.advance(47_000);
     assert.equal(fetcher.requests.length, 1);
 
@@ -232,7 +238,7 @@ describe('TokenClient', () => {
 
     assert.ok(Math.abs(first.offsetMs - hour) <= 1000, `offset ${first.offsetMs}`);
     const untilExpiry = client.msUntilExpiry();
-    assert.ok(untilExpiry > 59_000 && untilExpiry <= 61_000, `expiry in ${untilExpiry}`);
+    assertBetween(untilExpiry, 59_001, 61_000, 'ms until expiry');
     await clock.advance(46_000);
     assert.equal(fetcher.requests.length, 1, 'no refresh before refresh_after');
     fetcher.push(200, tokenBody(serverNow(hour)));
@@ -260,7 +266,7 @@ describe('TokenClient', () => {
 
     // refresh_after 80 s, window 20 s, 10% jitter: 78 to 80 s, plus the offset estimate.
     const delay = first.refreshAtMs - first.receivedAtMs;
-    assert.ok(delay >= 77_000 && delay < 79_500, `delay ${delay}`);
+    assertBetween(delay, 77_000, 79_499, 'refresh delay');
   });
 
   test('503 then success: backoff grows, then resets', async () => {

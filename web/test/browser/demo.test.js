@@ -17,6 +17,12 @@ import {
 
 const HOUR_MS = 3_600_000;
 
+/** Asserts `low <= value <= high`, with a separate assert for each bound. */
+function assertBetween(value, low, high, label) {
+  assert.ok(value >= low, `${label}: ${value} is below ${low}`);
+  assert.ok(value <= high, `${label}: ${value} is above ${high}`);
+}
+
 /** Opens the page, signs in as demo by keyboard and waits for the first token. */
 async function signIn(page, baseUrl, password) {
   await page.goto(`${baseUrl}/`);
@@ -176,8 +182,8 @@ describe('demo page', () => {
       await page.waitForFunction(() => document.getElementById('expires-in').dataset.ms !== undefined);
       const expiresInMs = Number(await page.getAttribute('#expires-in', 'data-ms'));
       const refreshInMs = Number(await page.getAttribute('#refresh-in', 'data-ms'));
-      assert.ok(expiresInMs > 3000 && expiresInMs <= 7000, `expires in ${expiresInMs} ms`);
-      assert.ok(refreshInMs > 0 && refreshInMs <= 3600, `refresh in ${refreshInMs} ms`);
+      assertBetween(expiresInMs, 3001, 7000, 'ms until expiry');
+      assertBetween(refreshInMs, 1, 3600, 'ms until the refresh');
       assert.match(await page.textContent('#clock-offset'), /agrees with the server/);
 
       // The refresh happens by itself and brings a new token.
@@ -228,7 +234,7 @@ describe('demo page', () => {
       assert.match(await page.textContent('#clock-offset'), /^Your clock is 1 h 0 min behind the server’s/);
       await page.waitForFunction(() => document.getElementById('expires-in').dataset.ms !== undefined);
       const expiresInMs = Number(await page.getAttribute('#expires-in', 'data-ms'));
-      assert.ok(expiresInMs > 3000 && expiresInMs <= 7000, `expires in ${expiresInMs} ms`);
+      assertBetween(expiresInMs, 3001, 7000, 'ms until expiry');
       // Uncorrected, the refresh would wait an hour.
       await waitForHistory(page, 'token', 2, 5000);
     } finally {
@@ -254,9 +260,9 @@ describe('demo page', () => {
       // Uncorrected, every token would look expired and be refreshed once a second.
       const tokens = await countHistory(page, 'token');
       const elapsed = Date.now() - started;
-      assert.ok(tokens >= 2 && tokens <= 3, `${tokens} tokens in ${elapsed} ms`);
+      assertBetween(tokens, 2, 3, `tokens in ${elapsed} ms`);
       const expiresInMs = Number(await page.getAttribute('#expires-in', 'data-ms'));
-      assert.ok(expiresInMs > 0 && expiresInMs <= 7000, `expires in ${expiresInMs} ms`);
+      assertBetween(expiresInMs, 1, 7000, 'ms until expiry');
     } finally {
       await browser.close();
       await server.stop();
@@ -285,8 +291,8 @@ describe('demo page', () => {
       const firstGap = attempts[1].atMs - attempts[0].atMs;
       const secondGap = attempts[2].atMs - attempts[1].atMs;
       // Equal jitter from a 1 s base: 0.5 to 1 s, then 1 to 2 s.
-      assert.ok(firstGap >= 450 && firstGap <= 1300, `first retry after ${firstGap} ms`);
-      assert.ok(secondGap >= 950 && secondGap <= 2300, `second retry after ${secondGap} ms`);
+      assertBetween(firstGap, 450, 1300, 'ms before the first retry');
+      assertBetween(secondGap, 950, 2300, 'ms before the second retry');
       assert.ok(secondGap >= firstGap - 50, `backoff grows: ${firstGap} then ${secondGap} ms`);
 
       const errors = await page.locator('#history li[data-outcome="error"]').allTextContents();

@@ -39,8 +39,8 @@ pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 
      style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
-// NOTE: these paths leave the crate's folder, so `cargo package` of this crate would not find
-// them; the files would have to move into the crate before it is published.
+// NOTE: these paths leave the crate's folder, so `cargo package` would not find them. The files
+// have to move into the crate before it is published.
 const INDEX_HTML: &str = include_str!("../../../../web/index.html");
 const DEMO_JS: &str = include_str!("../../../../web/demo.js");
 const DEMO_CSS: &str = include_str!("../../../../web/demo.css");
