@@ -283,6 +283,9 @@ export class TokenClient extends EventTarget {
     const outcome = classifyResponse(response.status);
     if (outcome !== 'ok') {
       const error = await httpError(response);
+      if (this.state === 'stopped') {
+        return;
+      }
       if (outcome === 'retry') {
         this.failed(error, parseRetryAfterMs(response.headers.get('retry-after')));
       } else {
@@ -292,11 +295,19 @@ export class TokenClient extends EventTarget {
     }
 
     let body;
+    let invalid = null;
     try {
       body = await response.json();
       checkTokenResponse(body);
     } catch (error) {
-      this.failed(new TokenRequestError('invalid_response', `the token response is not valid: ${error.message}`));
+      invalid = error;
+    }
+    // stop() may have run while the body was read.
+    if (this.state === 'stopped') {
+      return;
+    }
+    if (invalid) {
+      this.failed(new TokenRequestError('invalid_response', `the token response is not valid: ${invalid.message}`));
       return;
     }
     this.accept(body, sentAtMs, receivedAtMs);

@@ -537,6 +537,37 @@ describe('TokenClient', () => {
     assert.deepEqual(events.map((e) => [e.type, e.detail.reason]), [['stop', 'stopped']]);
   });
 
+  test('stop while the body is read ignores it', async () => {
+    for (const status of [200, 503]) {
+      let releaseBody;
+      const bodyRead = new Promise((resolve) => {
+        releaseBody = resolve;
+      });
+      const { clock, client, events, serverNow } = harness({
+        fetch: async () => ({
+          status,
+          headers: { get: () => null },
+          json: async () => {
+            await bodyRead;
+            return status === 200 ? tokenBody(serverNow()) : { error: { code: 'unavailable', message: 'later' } };
+          },
+        }),
+      });
+
+      const started = client.start();
+      await clock.advance(0);
+      client.stop();
+      releaseBody();
+      await started;
+      await clock.advance(60_000);
+
+      assert.equal(client.current, null, `status ${status}`);
+      assert.equal(client.state, 'stopped', `status ${status}`);
+      assert.equal(clock.timerCount, 0, `status ${status}`);
+      assert.deepEqual(events.map((e) => e.type), ['stop'], `status ${status}`);
+    }
+  });
+
   test('refreshNow joins the request in flight', async () => {
     const { fetcher, client, serverNow } = harness();
     fetcher.push(200, tokenBody(serverNow()));
