@@ -269,6 +269,37 @@ describe('demo page', () => {
     }
   });
 
+  test('wake after sleep refreshes at once', async () => {
+    // Tokens of 20 s, refreshed 10 s after minting; the client's sleep check runs every 5 s.
+    const server = await startServer({ ttl: 20, refreshShare: 0.5 });
+    const browser = await launchBrowser();
+    try {
+      const page = browser.context.pages()[0] ?? await browser.context.newPage();
+      await page.addInitScript(shiftedClockScript(0));
+      await signIn(page, server.baseUrl, server.password);
+      const signedInAt = Date.now();
+
+      // The tab comes back after the machine slept for a minute: the page event triggers the
+      // refresh, long before the 10 s timer or the next sleep check.
+      await page.evaluate(() => {
+        window.testClockShiftMs += 60_000;
+        document.dispatchEvent(new Event('visibilitychange'));
+      });
+      await waitForHistory(page, 'token', 2, 1000);
+      assert.ok(Date.now() - signedInAt < 4000, 'refreshed before the sleep check ran');
+
+      // Asleep again, and no page event this time: the sleep check notices the late tick.
+      await page.evaluate(() => {
+        window.testClockShiftMs += 60_000;
+      });
+      await waitForHistory(page, 'token', 3, 6000);
+      assert.ok(Date.now() - signedInAt < 9000, 'refreshed before the 10 s timer');
+    } finally {
+      await browser.close();
+      await server.stop();
+    }
+  });
+
   test('server answers 503, client backs off, then recovers', async () => {
     const server = await startServer({ ttl: 6, refreshShare: 0.5 });
     const proxy = await startProxy(server.port);

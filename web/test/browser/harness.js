@@ -210,21 +210,25 @@ export const CSP_WATCH_SCRIPT = `
   });
 `;
 
-/** Script for addInitScript: moves the page's clock by `offsetMs` without touching timers. */
+/**
+ * Script for addInitScript: moves the page's clock by `offsetMs` without touching timers. A
+ * test can move it further with `window.testClockShiftMs += ms`, which looks to the page like a
+ * machine that slept: the wall clock jumps, and pending timers do not fire early.
+ */
 export function shiftedClockScript(offsetMs) {
   return `(() => {
-    const offset = ${Number(offsetMs)};
+    window.testClockShiftMs = ${Number(offsetMs)};
     const RealDate = Date;
     class ShiftedDate extends RealDate {
       constructor(...args) {
         if (args.length === 0) {
-          super(RealDate.now() + offset);
+          super(RealDate.now() + window.testClockShiftMs);
         } else {
           super(...args);
         }
       }
       static now() {
-        return RealDate.now() + offset;
+        return RealDate.now() + window.testClockShiftMs;
       }
     }
     globalThis.Date = ShiftedDate;
