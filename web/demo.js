@@ -95,7 +95,7 @@ function startTokens({ resuming }) {
   });
   tokens.addEventListener('error', (event) => {
     if (client === tokens) {
-      showRequestError(event.detail, resuming && !tokens.current);
+      showRequestError(event.detail);
     }
   });
   tokens.addEventListener('stop', (event) => {
@@ -142,8 +142,9 @@ function showToken(info) {
   updateCountdowns();
 }
 
-function showRequestError({ error, retryInMs, willRetry }, quiet) {
-  if (quiet && error.code === 'missing_credentials') {
+function showRequestError({ error, retryInMs, willRetry }) {
+  // A 401 stops the client, and stopped() explains it.
+  if (error.status === 401) {
     return;
   }
   const text = requestErrorText(error, retryInMs, willRetry);
@@ -169,8 +170,8 @@ function stopped({ reason, error }, { quiet, hadToken }) {
     const text = error?.code === 'invalid_session' || hadToken
       ? 'Your session has ended, so the token can no longer be refreshed. Sign in again.'
       : 'You are not signed in, so no token can be fetched. Sign in again.';
-    addHistory('stop', 'Refresh stopped: sign-in needed.');
-    showSignIn(text);
+    addHistory('stop', `Refresh stopped: ${text}`);
+    showSignIn('Not signed in.');
     showError(text);
     return;
   }
@@ -196,8 +197,6 @@ function requestErrorText(error, retryInMs, willRetry) {
     return `The token server sent a response this page cannot read.${retry}`;
   }
   switch (error.status) {
-    case 401:
-      return 'You are not signed in or your session has ended.';
     case 403:
       return `The server refused a token: ${error.serverMessage || 'not allowed'}.`;
     case 429:

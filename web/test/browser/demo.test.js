@@ -315,6 +315,7 @@ describe('demo page', () => {
       await page.waitForFunction(() => !document.getElementById('error').hidden);
       assert.match(await page.textContent('#error'), /^The token server is temporarily unavailable \(503\)\. Retrying in \d\.\d s\.$/);
       await page.waitForFunction(() => document.getElementById('refresh-in').textContent.endsWith('(retry)'), null, { timeout: 1000 });
+      await screenshot(page, 'demo-retrying.png');
 
       await waitForHistory(page, 'token', 2, 6000);
       const attempts = proxy.tokenRequests.slice(2, 5);
@@ -351,8 +352,15 @@ describe('demo page', () => {
         await page.textContent('#error'),
         'Your session has ended, so the token can no longer be refreshed. Sign in again.',
       );
+      assert.equal(await page.textContent('#status'), 'Not signed in.');
       assert.equal(await page.isVisible('#session'), false);
       assert.equal(await page.evaluate(() => document.activeElement.id), 'username');
+      const stops = await page.locator('#history li[data-outcome="stop"]').evaluateAll((items) => items.map((item) => item.lastChild.textContent.trim()));
+      assert.deepEqual(stops, [
+        'Refresh stopped: Your session has ended, so the token can no longer be refreshed. Sign in again.',
+      ]);
+      assert.equal(await countHistory(page, 'error'), 0, 'the 401 is told once, as the stop');
+      await screenshot(page, 'demo-session-ended.png');
       const statuses = proxy.tokenRequests.map((request) => request.status);
       assert.equal(statuses.at(-1), 401);
       assert.ok(statuses.length >= 4, `the token was refreshed before the session ended: ${statuses}`);
