@@ -74,7 +74,7 @@ async function signOut() {
     });
     if (!response.ok) {
       const body = await readJson(response);
-      showError(`Signing out failed: ${serverMessage(body) || `the server answered ${response.status}`}.`);
+      showError(`Signing out failed: ${serverMessage(body) || `the server returned status ${response.status}`}.`);
     }
   } catch (error) {
     showError(`Could not reach the server to sign out (${error.message}). The session may still be active.`);
@@ -224,7 +224,7 @@ function loginErrorText(response, body) {
   if (code === 'users_disabled') {
     return 'Sign-in with a user name and password is not enabled on this server.';
   }
-  return `Sign-in failed: ${serverMessage(body) || `the server answered ${response.status}`}.`;
+  return `Sign-in failed: ${serverMessage(body) || `the server returned status ${response.status}`}.`;
 }
 
 function renderClaims(payload) {

@@ -37,7 +37,7 @@ export interface TokenInfo {
   receivedAtMs: number;
 }
 
-export type ErrorKind = 'network' | 'http' | 'invalid_response';
+export type ErrorKind = 'credentials' | 'network' | 'http' | 'invalid_response';
 
 /** A failed token request. */
 export class TokenRequestError extends Error {
@@ -106,7 +106,7 @@ export interface TokenClientOptions {
   minRefreshDelayMs?: number;
   /** First retry step in ms. Default 1000. */
   retryBaseMs?: number;
-  /** Longest retry wait in ms. Default 30000. */
+  /** Maximum retry wait in ms. Default 30000. */
   retryMaxMs?: number;
   /** Growth of the retry step. Default 2. */
   retryFactor?: number;
@@ -118,7 +118,7 @@ export interface TokenClientOptions {
   timers?: Timers;
   random?: () => number;
   fetch?: typeof fetch;
-  /** Where `pageshow`, `online` and `visibilitychange` are heard; `window` by default. */
+  /** The target of the `pageshow`, `online` and `visibilitychange` listeners. Default `window`. */
   window?: Window | null;
 }
 

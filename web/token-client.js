@@ -63,9 +63,10 @@ export function planRefresh({
 }
 
 /**
- * Returns the wait before retry number `attempt` (0 for the first retry): exponential growth
- * from `baseMs` by `factor`, capped at `maxMs`, then a random point in the upper half of that
- * ("equal jitter"), so retries spread out but never come sooner than half the step.
+ * Returns the wait before retry number `attempt` (0 for the first retry). The step grows from
+ * `baseMs` by `factor` per attempt up to `maxMs`, and the wait is a random point in the upper
+ * half of the step ("equal jitter"). Retries thus spread out but never come sooner than half
+ * the step.
  *
  * A `Retry-After` value from the server, when given, is a lower bound, still capped at `maxMs`.
  */
@@ -93,9 +94,9 @@ export function shouldRefreshOnWake({ nowMs, refreshAtMs }) {
 }
 
 /**
- * Sorts an HTTP status into what the client does next: `ok`; `retry` for 5xx, 408 and 429,
- * which can pass; `stop` for 401 and 403, where only a new sign-in or a policy change helps;
- * `fail` for any other status, a request the server will keep rejecting.
+ * Classifies an HTTP status by what the client does next. `ok` is success. `retry` covers 5xx,
+ * 408 and 429, which can pass. `stop` covers 401 and 403, where only a new sign-in or a policy
+ * change helps. `fail` is any other status: the server will keep rejecting the request.
  */
 export function classifyResponse(status) {
   if (status >= 200 && status < 300) {
@@ -151,8 +152,9 @@ export class TokenFormatError extends Error {
 }
 
 /**
- * A failed token request: `kind` is `network`, `http` or `invalid_response`; for `http`,
- * `status`, and `code` and `serverMessage` from the server's `{"error": {...}}` body.
+ * A failed token request. `kind` is `credentials` (getBearer threw), `network`, `http` or
+ * `invalid_response`. For `http` it has `status`, and `code` and `serverMessage` from the
+ * server's `{"error": {...}}` body.
  */
 export class TokenRequestError extends Error {
   constructor(kind, message, { status = 0, code = '', serverMessage = '' } = {}) {
@@ -222,6 +224,7 @@ export class TokenClient extends EventTarget {
   async start() {
     this.state = 'idle';
     this.attempt = 0;
+    this.current = null;
     this.listenForWake();
     await this.request();
     return this.current;
@@ -264,10 +267,21 @@ export class TokenClient extends EventTarget {
   }
 
   async fetchToken() {
+    let init;
+    try {
+      init = await this.requestInit();
+    } catch (error) {
+      if (this.state !== 'stopped') {
+        this.failed(new TokenRequestError('credentials', `getBearer failed: ${error.message}`));
+      }
+      return;
+    }
+
+    // Taken after getBearer, so that its time does not count as part of the round trip.
     const sentAtMs = this.clock.now();
     let response;
     try {
-      response = await this.fetch(this.options.url, await this.requestInit());
+      response = await this.fetch(this.options.url, init);
     } catch (error) {
       if (this.state === 'stopped') {
         return;
@@ -503,7 +517,7 @@ async function httpError(response) {
     // Not a JSON error body, such as a proxy's HTML page: the status alone must do.
   }
   const detail = serverMessage ? `: ${serverMessage}` : '';
-  return new TokenRequestError('http', `the server answered ${response.status}${detail}`, {
+  return new TokenRequestError('http', `the server returned status ${response.status}${detail}`, {
     status: response.status,
     code,
     serverMessage,

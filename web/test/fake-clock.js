@@ -36,7 +36,7 @@ export class FakeClock {
     return this.pending.size;
   }
 
-  /** The due time of the earliest one-shot timer, or null. */
+  /** Returns the due time of the earliest one-shot timer, or null. */
   nextTimeoutAt() {
     let earliest = null;
     for (const timer of this.pending.values()) {
@@ -134,7 +134,7 @@ export class FakeFetch {
   }
 }
 
-/** A token response as the server sends it, minted at `serverTimeSec`. */
+/** Builds a token response as the server sends it, minted at `serverTimeSec`. */
 export function tokenBody(serverTimeSec, { ttl = 3600, refreshShare = 0.2, token = 'h.p.s' } = {}) {
   const expiresAt = serverTimeSec + ttl;
   return {

@@ -295,8 +295,8 @@ describe('TokenClient', () => {
       [2, 2000, true, 500],
     ]);
     assert.equal(errors[0].error.code, 'unavailable');
-    assert.equal(errors[0].error.message, 'the server answered 503: the user database is unavailable');
-    assert.equal(errors[2].error.message, 'the server answered 500');
+    assert.equal(errors[0].error.message, 'the server returned status 503: the user database is unavailable');
+    assert.equal(errors[2].error.message, 'the server returned status 500');
     assert.equal(client.current.ttl, 60);
     assert.equal(client.state, 'scheduled');
     assert.equal(client.attempt, 0, 'success resets the backoff');
@@ -483,6 +483,43 @@ describe('TokenClient', () => {
     assert.equal(init.headers.Authorization, 'Bearer ttk_example');
     assert.equal(init.credentials, 'omit');
     assert.equal(init.body, '{"grants":["chat"]}');
+  });
+
+  test('getBearer failure is retried', async () => {
+    let calls = 0;
+    const { clock, fetcher, client, events, serverNow } = harness({
+      randomValue: 0,
+      getBearer: () => {
+        calls += 1;
+        if (calls === 1) {
+          throw new Error('no key yet');
+        }
+        return 'ttk_example';
+      },
+    });
+
+    await client.start();
+    fetcher.push(200, tokenBody(serverNow(500)));
+    await clock.advance(500);
+
+    const error = events.find((e) => e.type === 'error').detail.error;
+    assert.equal(error.kind, 'credentials');
+    assert.equal(error.message, 'getBearer failed: no key yet');
+    assert.equal(fetcher.requests.length, 1, 'no request without the credential');
+    assert.equal(client.current.token, 'h.p.s');
+  });
+
+  test('start again forgets the old token', async () => {
+    const { fetcher, client, serverNow } = harness();
+    fetcher.push(200, tokenBody(serverNow()));
+    await client.start();
+    client.stop();
+    fetcher.push(401, { error: { code: 'missing_credentials', message: 'sign in' } });
+
+    const second = await client.start();
+
+    assert.equal(second, null);
+    assert.equal(client.current, null);
   });
 
   test('a throwing callback does not break the schedule', async () => {

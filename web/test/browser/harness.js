@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const repoRoot = path.resolve(here, '../../..');
+const testDir = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(testDir, '../../..');
 export const artifactDir = path.join(repoRoot, 'target', 'browser-artifacts');
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -130,8 +130,9 @@ export async function launchBrowser() {
 }
 
 /**
- * A reverse proxy in front of the server that can answer the next token requests with an
- * error instead of forwarding them, and records every `POST /token` with its time and status.
+ * Starts a reverse proxy in front of the server. It can reply to the next token requests with
+ * an error instead of forwarding them, and records every `POST /token` with its time and
+ * status.
  */
 export async function startProxy(targetPort) {
   const tokenRequests = [];
@@ -170,7 +171,7 @@ export async function startProxy(targetPort) {
   return {
     baseUrl: `http://127.0.0.1:${port}`,
     tokenRequests,
-    /** Answers the next token requests with these statuses, one each. */
+    /** Replies to the next token requests with these statuses, one each. */
     failNext(...statuses) {
       failures = failures.concat(statuses);
     },
@@ -193,7 +194,7 @@ export async function screenshot(page, name) {
 export function watchPage(page) {
   const problems = [];
   page.on('console', (message) => {
-    // Chromium logs every non-2xx fetch; the tests expect 401 and 503 answers.
+    // Chromium logs every non-2xx fetch, and the tests expect 401 and 503 responses.
     if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
       problems.push(`console error: ${message.text()}`);
     }
