@@ -16,6 +16,8 @@ import {
 } from './harness.js';
 
 const HOUR_MS = 3_600_000;
+// Each test waits at most a few token lifetimes; this stops a hung test well before CI's limit.
+const LIMIT = { timeout: 45_000 };
 
 /** Asserts `low <= value <= high`, with a separate assert for each bound. */
 function assertBetween(value, low, high, label) {
@@ -128,7 +130,7 @@ function lowContrastText(page) {
 }
 
 describe('demo page', () => {
-  test('sign-in, token display, refresh, accessibility, screenshots', async () => {
+  test('sign-in, token display, refresh, accessibility, screenshots', LIMIT, async () => {
     const server = await startServer({ ttl: 6, refreshShare: 0.5 });
     const browser = await launchBrowser();
     try {
@@ -218,7 +220,7 @@ describe('demo page', () => {
     }
   });
 
-  test('browser clock an hour behind: refresh still on time', async () => {
+  test('browser clock an hour behind: refresh still on time', LIMIT, async () => {
     const server = await startServer({ ttl: 6, refreshShare: 0.5 });
     const browser = await launchBrowser();
     try {
@@ -243,7 +245,7 @@ describe('demo page', () => {
     }
   });
 
-  test('browser clock an hour ahead: no refresh storm', async () => {
+  test('browser clock an hour ahead: no refresh storm', LIMIT, async () => {
     const server = await startServer({ ttl: 6, refreshShare: 0.5 });
     const browser = await launchBrowser();
     try {
@@ -269,7 +271,7 @@ describe('demo page', () => {
     }
   });
 
-  test('wake after sleep refreshes at once', async () => {
+  test('wake after sleep refreshes at once', LIMIT, async () => {
     // Tokens of 20 s, refreshed 10 s after minting; the client's sleep check runs every 5 s.
     const server = await startServer({ ttl: 20, refreshShare: 0.5 });
     const browser = await launchBrowser();
@@ -300,7 +302,7 @@ describe('demo page', () => {
     }
   });
 
-  test('server answers 503, client backs off, then recovers', async () => {
+  test('server answers 503, client backs off, then recovers', LIMIT, async () => {
     const server = await startServer({ ttl: 6, refreshShare: 0.5 });
     const proxy = await startProxy(server.port);
     const browser = await launchBrowser();
@@ -338,7 +340,7 @@ describe('demo page', () => {
     }
   });
 
-  test('session expiry stops the refresh and asks to sign in', async () => {
+  test('session expiry stops the refresh and asks to sign in', LIMIT, async () => {
     const server = await startServer({ ttl: 4, sessionTtl: 5, refreshShare: 0.5 });
     const proxy = await startProxy(server.port);
     const browser = await launchBrowser();
@@ -376,7 +378,7 @@ describe('demo page', () => {
     }
   });
 
-  test('sign-out stops the refresh and clears the session', async () => {
+  test('sign-out stops the refresh and clears the session', LIMIT, async () => {
     const server = await startServer({ ttl: 6, refreshShare: 0.5 });
     const proxy = await startProxy(server.port);
     const browser = await launchBrowser();
