@@ -15,3 +15,13 @@ export TWILIO_TOKEN_PYTHON="$venv/bin/python"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked -- --include-ignored
+
+# The browser token client: unit tests on a fake clock, then the demo page in Debian's headless
+# Chromium (/usr/bin/chromium) against the twilio-token binary built here. Screenshots go to
+# target/browser-artifacts/.
+node --test web/test/token-client.test.js
+cargo build --locked -p twilio-token
+if [ ! -d web/test/browser/node_modules/playwright-core ]; then
+  npm ci --prefix web/test/browser --no-audit --no-fund
+fi
+TWILIO_TOKEN_BIN="$root/target/debug/twilio-token" npm --prefix web/test/browser test

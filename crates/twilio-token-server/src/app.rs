@@ -26,7 +26,7 @@ use axum::error_handling::HandleErrorLayer;
 use tower::util::MapRequestLayer;
 
 use crate::error::ApiError;
-use crate::routes::{health, login, openapi, token};
+use crate::routes::{demo, health, login, openapi, token};
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -44,6 +44,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/logout", post(login::post_logout))
         .fallback(|| async { ApiError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });
+
+    if server.demo_page == Some(true) {
+        router = router.merge(demo::router());
+    }
 
     if !server.allowed_origins.is_empty() {
         router = router.layer(cors_layer(&server.allowed_origins));

@@ -92,6 +92,9 @@ pub struct ServerSection {
     pub header_read_timeout_secs: u64,
     /// Connections served at once; further clients wait to be accepted. Default 10000.
     pub max_connections: usize,
+    /// Serve the demo page at `/`, with its scripts. Default: off, but `serve --demo` turns it
+    /// on unless this is set to false.
+    pub demo_page: Option<bool>,
 }
 
 impl Default for ServerSection {
@@ -107,6 +110,7 @@ impl Default for ServerSection {
             shutdown_grace_secs: 30,
             header_read_timeout_secs: 10,
             max_connections: 10_000,
+            demo_page: None,
         }
     }
 }
@@ -713,6 +717,7 @@ pub struct DemoSetup {
 /// Call it after [`apply_environment`], so that real credentials from the environment are used.
 /// It changes only what the configuration leaves out:
 ///
+/// - `server.demo_page` becomes true when not set.
 /// - `[auth.users]` gets its defaults when absent, and `users` is appended to `auth.order` when
 ///   missing, so the built-in users are enabled.
 /// - With no profile at all, it adds the placeholder profile `default`: account
@@ -723,6 +728,7 @@ pub struct DemoSetup {
 ///   and max TTL 3600 seconds. It grants Video for any room and incoming Voice, plus Chat, Sync
 ///   and outgoing Voice when the profile has the service SID each needs.
 pub fn apply_demo(file: &mut FileConfig, environment: &mut Environment) -> DemoSetup {
+    file.server.demo_page.get_or_insert(true);
     if file.auth.users.is_none() {
         file.auth.users = Some(UsersSection::default());
     }

@@ -571,8 +571,9 @@ pub(crate) struct ServeArgs {
 
     /// Run the embedded default for trying the server on this machine
     ///
-    /// Enables the built-in users. When the configuration has no policy rules, adds one that
-    /// gives every identity Video, Voice and, when their services are set, Chat and Sync.
+    /// Enables the built-in users and, unless server.demo_page is false, the demo page at /.
+    /// When the configuration has no policy rules, adds one that gives every identity Video,
+    /// Voice and, when their services are set, Chat and Sync.
     /// Without real credentials in the environment or the file, tokens are signed with
     /// placeholder credentials that Twilio does not accept. Listens on loopback only unless
     /// --allow-insecure is given.

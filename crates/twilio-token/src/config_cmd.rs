@@ -149,6 +149,7 @@ fn server_view(server: &ServerSection, state: &AppState) -> Value {
         "shutdown_grace_secs": server.shutdown_grace_secs,
         "header_read_timeout_secs": server.header_read_timeout_secs,
         "max_connections": server.max_connections,
+        "demo_page": server.demo_page,
     })
 }
 

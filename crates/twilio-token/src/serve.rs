@@ -312,6 +312,11 @@ fn write_banner(address: SocketAddr, state: &AppState, demo_user: &DemoUser) {
          sign in: POST http://{address}/login, then get tokens: POST http://{address}/token\n  \
          API description: http://{address}/openapi.json\n"
     ));
+    if state.server.demo_page == Some(true) {
+        banner.push_str(&format!(
+            "  demo page: open http://{address}/ in a browser\n"
+        ));
+    }
 
     match demo_user {
         DemoUser::Created { password } => banner.push_str(&format!(

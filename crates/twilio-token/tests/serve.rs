@@ -496,6 +496,10 @@ fn serve_demo_banner_warns_of_placeholders() {
     let banner = server.stderr_text();
     assert!(banner.contains("demo mode"), "{banner}");
     assert!(banner.contains("POST http://127.0.0.1:"), "{banner}");
+    assert!(
+        banner.contains("demo page: open http://127.0.0.1:"),
+        "{banner}"
+    );
     assert!(banner.contains("will NOT accept them"), "{banner}");
     for variable in ["TWILIO_ACCOUNT_SID", "TWILIO_API_KEY", "TWILIO_API_SECRET"] {
         assert!(
@@ -503,6 +507,45 @@ fn serve_demo_banner_warns_of_placeholders() {
             "{variable} missing from {banner}"
         );
     }
+}
+
+/// Sends `GET path` and returns the status code and body.
+fn get(address: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connected");
+    stream
+        .set_read_timeout(Some(START_TIMEOUT))
+        .expect("timeout set");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("request sent");
+    read_response(&mut stream)
+}
+
+#[test]
+fn serve_demo_serves_page() {
+    let folder = scratch_folder("demo-page");
+    let mut server = Server::start(
+        &folder,
+        &["--demo", "--listen", "127.0.0.1:0", "--log-format", "json"],
+        &[],
+    );
+    let address = server.address();
+
+    let (status, body) = get(address, "/");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<title>twilio-token demo</title>"), "{body}");
+    let (status, body) = get(address, "/token-client.js");
+    assert_eq!(status, 200);
+    assert!(body.contains("export class TokenClient"));
+}
+
+#[test]
+fn serve_without_demo_has_no_page() {
+    let (_server, address, _key) = start_with_key("no-demo-page", 5);
+
+    let (status, body) = get(address, "/");
+
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("\"not_found\""), "{body}");
 }
 
 #[test]
