@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use twilio_access_token::{Clock, SystemClock};
 
+use crate::audit::{AuditLog, AuditTarget};
 use crate::auth::AuthProvider;
 use crate::auth::api_key::{ApiKey, ApiKeyProvider};
 use crate::auth::users::UsersProvider;
@@ -36,6 +37,8 @@ pub struct AppState {
     /// The built-in user store, when `users` is in `auth.order` and `[auth.users]` is set. It
     /// is also in `providers`.
     pub users: Option<Arc<UsersProvider>>,
+    /// The audit log. It opens on [`AuditLog::start`] or on the first token request.
+    pub audit: Arc<AuditLog>,
 }
 
 impl fmt::Debug for AppState {
@@ -50,6 +53,7 @@ impl fmt::Debug for AppState {
             .field("profiles", &self.profiles)
             .field("policy", &self.policy)
             .field("providers", &providers)
+            .field("audit", &self.audit)
             .finish_non_exhaustive()
     }
 }
@@ -137,6 +141,9 @@ impl AppState {
             }
         }
 
+        let audit_target = AuditTarget::from_section(&file.audit, &file.server.data_dir)?;
+        let audit = Arc::new(AuditLog::new(&audit_target, file.audit.fail_open));
+
         Ok(AppState {
             server: file.server.clone(),
             listen,
@@ -146,6 +153,7 @@ impl AppState {
             clock,
             tokens: Arc::default(),
             users,
+            audit,
         })
     }
 

@@ -1,0 +1,178 @@
+//! The writer thread: group commit of audit records.
+//!
+//! Requests put their record on a bounded queue and wait. The thread takes every record that is
+//! waiting, up to [`MAX_BATCH`], commits them in one transaction and answers each request. While
+//! one batch commits, the next one forms, so the cost of a commit (an fsync) is shared by all
+//! the requests that arrived during the previous one.
+//!
+//! The sinks block (SQLite, and the synchronous PostgreSQL client, which runs its own small
+//! runtime), so the writer is an OS thread rather than a task of the server's runtime.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use super::{AuditError, AuditRecord, AuditSink, MAX_BATCH, MAX_QUEUED};
+
+/// One request to the writer thread.
+enum Job {
+    /// Commit a record and report the result.
+    Record(AuditRecord, oneshot::Sender<Result<(), AuditError>>),
+    /// Prepare the sink and report the result.
+    Prepare(mpsc::Sender<Result<(), AuditError>>),
+}
+
+/// The queue into a running writer thread.
+pub(super) struct Writer {
+    sink_name: &'static str,
+    queue: SyncSender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread for `sink`. The thread ends when the last `Writer` is dropped
+    /// and the queue is empty.
+    pub(super) fn spawn(sink: Box<dyn AuditSink>) -> Writer {
+        let sink_name = sink.name();
+        let (queue, jobs) = mpsc::sync_channel(MAX_QUEUED);
+        let spawned = std::thread::Builder::new()
+            .name("audit-writer".to_owned())
+            .spawn(move || run(sink, &jobs));
+        if let Err(error) = spawned {
+            // The queue's receiver was dropped with the closure, so every write reports it.
+            tracing::error!(%error, "failed to start the audit writer thread");
+        }
+        Writer { sink_name, queue }
+    }
+
+    /// Prepares the sink and waits for the result, blocking the calling thread.
+    pub(super) fn prepare(&self) -> Result<(), AuditError> {
+        let (sender, receiver) = mpsc::channel();
+        self.queue
+            .send(Job::Prepare(sender))
+            .map_err(|_| self.stopped())?;
+        receiver.recv().map_err(|_| self.stopped())?
+    }
+
+    /// Queues a record and waits until its batch is committed.
+    pub(super) async fn write(&self, record: AuditRecord) -> Result<(), AuditError> {
+        let (sender, receiver) = oneshot::channel();
+        match self.queue.try_send(Job::Record(record, sender)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(AuditError::new(
+                    self.sink_name,
+                    format!("{MAX_QUEUED} records are already waiting to be written"),
+                ));
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(self.stopped()),
+        }
+        receiver.await.map_err(|_| self.stopped())?
+    }
+
+    fn stopped(&self) -> AuditError {
+        AuditError::new(self.sink_name, "the audit writer thread is not running")
+    }
+}
+
+/// The state of an outage, for logging it once when it starts and once when it ends.
+struct Outage {
+    started: Instant,
+    failed_records: u64,
+}
+
+fn run(mut sink: Box<dyn AuditSink>, jobs: &Receiver<Job>) {
+    let mut prepared = false;
+    let mut outage: Option<Outage> = None;
+    let mut records = Vec::with_capacity(MAX_BATCH);
+    let mut waiters = Vec::with_capacity(MAX_BATCH);
+    let mut preparers = Vec::new();
+
+    while let Ok(first) = jobs.recv() {
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Record(record, waiter) => {
+                    records.push(record);
+                    waiters.push(waiter);
+                }
+                Job::Prepare(waiter) => preparers.push(waiter),
+            }
+            if records.len() < MAX_BATCH {
+                next = jobs.try_recv().ok();
+            }
+        }
+
+        let result = commit(sink.as_mut(), &mut prepared, &records);
+        log_transition(sink.name(), &result, &records, &mut outage);
+
+        for waiter in waiters.drain(..) {
+            // The request may have timed out and gone; its record is committed all the same.
+            let _ = waiter.send(result.clone());
+        }
+        for waiter in preparers.drain(..) {
+            let _ = waiter.send(result.clone());
+        }
+        records.clear();
+    }
+}
+
+fn commit(
+    sink: &mut dyn AuditSink,
+    prepared: &mut bool,
+    records: &[AuditRecord],
+) -> Result<(), AuditError> {
+    if !*prepared {
+        sink.prepare()?;
+        *prepared = true;
+    }
+    if records.is_empty() {
+        return Ok(());
+    }
+    let result = sink.write_batch(records);
+    // After any failure the connection may be broken, so the next batch reconnects.
+    *prepared = result.is_ok();
+    result
+}
+
+/// Logs the first failure of an outage with its request ids and the recovery with a count, so
+/// an outage under load writes two lines instead of one per request.
+fn log_transition(
+    sink: &'static str,
+    result: &Result<(), AuditError>,
+    records: &[AuditRecord],
+    outage: &mut Option<Outage>,
+) {
+    match (result, outage.as_mut()) {
+        (Err(error), None) => {
+            let request_ids: Vec<&str> = records
+                .iter()
+                .take(5)
+                .map(|record| record.request_id.as_str())
+                .collect();
+            tracing::error!(
+                sink,
+                error = %error.message,
+                records = records.len(),
+                ?request_ids,
+                "audit records could not be written; further failures are counted until the \
+                 sink recovers"
+            );
+            *outage = Some(Outage {
+                started: Instant::now(),
+                failed_records: records.len() as u64,
+            });
+        }
+        (Err(_), Some(current)) => current.failed_records += records.len() as u64,
+        (Ok(()), Some(current)) => {
+            tracing::info!(
+                sink,
+                failed_records = current.failed_records,
+                outage_secs = current.started.elapsed().as_secs(),
+                "audit sink recovered"
+            );
+            *outage = None;
+        }
+        (Ok(()), None) => {}
+    }
+}
