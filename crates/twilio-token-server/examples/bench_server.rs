@@ -11,8 +11,8 @@
 //! token built once at start-up and returns `{"identity", "token"}`: no authentication, no
 //! policy, no middleware. The difference between the two is the cost of everything but minting.
 //!
-//! The full server writes no audit log unless `--audit-sqlite FILE` or `--audit-postgres` is
-//! given. `--audit-postgres` takes the connection string from `BENCH_AUDIT_URL`, so a password
+//! The full server writes no audit log unless `--audit-sqlite FILE`, `--audit-sqlite-normal FILE`
+//! (with `synchronous = "normal"`) or `--audit-postgres` is given. `--audit-postgres` takes the connection string from `BENCH_AUDIT_URL`, so a password
 //! never appears in the process list.
 //!
 //! Both listen on 127.0.0.1 only and stop on SIGINT or SIGTERM. Logs go to stderr through a
@@ -63,6 +63,11 @@ fn parse_options() -> Result<Options, String> {
                 let path = args.next().ok_or("--audit-sqlite needs a file")?;
                 options.audit = format!("sink = \"sqlite\"\npath = {path:?}");
             }
+            "--audit-sqlite-normal" => {
+                let path = args.next().ok_or("--audit-sqlite-normal needs a file")?;
+                options.audit =
+                    format!("sink = \"sqlite\"\npath = {path:?}\nsynchronous = \"normal\"");
+            }
             "--audit-postgres" => {
                 let url = std::env::var("BENCH_AUDIT_URL")
                     .map_err(|_| "--audit-postgres needs BENCH_AUDIT_URL")?;
@@ -76,8 +81,8 @@ fn parse_options() -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}: use --port N, --bare, --audit-sqlite FILE and \
-                     --audit-postgres"
+                    "unknown argument {other:?}: use --port N, --bare, --audit-sqlite FILE, \
+                     --audit-sqlite-normal FILE and --audit-postgres"
                 ));
             }
         }

@@ -167,6 +167,11 @@ impl AppState {
                 failures.push("users_database".to_owned());
             }
         }
+        // Fails only while the log fails closed, because failing open still answers requests.
+        // The probe reconnects, so a replica that gets no requests can become ready again.
+        if self.audit.is_failing() && !self.audit.fail_open() && self.audit.probe().await.is_err() {
+            failures.push("audit_log".to_owned());
+        }
         failures
     }
 

@@ -1,6 +1,7 @@
-//! The audit log over a real loopback socket: a record for every token issued and every request
-//! rejected, with the right fields and without tokens or secrets, in SQLite, PostgreSQL and JSON
-//! lines; 503 while PostgreSQL is down and recovery without a restart; and fail-open mode.
+//! The audit log over a real loopback socket. Every token issued and every request rejected gets
+//! a record with the right fields and without tokens or secrets, in SQLite, PostgreSQL and JSON
+//! lines. While PostgreSQL is down requests get 503, and they succeed again without a restart
+//! once it is back. Fail-open mode issues tokens during the outage.
 
 mod common;
 #[path = "support/postgres.rs"]
@@ -306,8 +307,10 @@ fn postgres_records(url: &str, query: AuditQuery) -> Vec<AuditRecord> {
 #[tokio::test]
 async fn postgres_records_every_outcome() {
     let postgres = pg::Postgres::start("fields");
+    let generated = GeneratedKeys::new();
+    let keys = generated.keys.clone();
     let server = start_with_audit(
-        GeneratedKeys::new(),
+        generated,
         &format!("sink = \"postgres\"\nurl = \"{}\"", postgres.url()),
     )
     .await;
@@ -317,6 +320,19 @@ async fn postgres_records_every_outcome() {
 
     assert_eq!(records.len(), 6, "{records:#?}");
     check_mixed_records(&records, &issued, &refused);
+    let rows = serde_json::to_string(&records).expect("JSON");
+    for secret in [
+        &issued.body.token,
+        SECRET,
+        &keys.actor,
+        &keys.backend,
+        &keys.stranger,
+    ] {
+        assert!(
+            !rows.contains(secret),
+            "a record contains a secret"
+        );
+    }
     server.stop().await;
 }
 
@@ -341,7 +357,7 @@ async fn postgres_down_fails_closed_then_recovers() {
         reply.message,
         "the audit log cannot be written, so no token is issued: try again later"
     );
-    // A rejection that cannot be recorded gets 503 too, so no answer escapes the log.
+    // A rejection that cannot be recorded gets 503 too, so no response escapes the log.
     expect_error(
         server.post_token(&server.keys.stranger, json!({})).await,
         503,
@@ -349,7 +365,28 @@ async fn postgres_down_fails_closed_then_recovers() {
     )
     .await;
 
+    let ready = server
+        .client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(ready.status().as_u16(), 503);
+    let body: Value = ready.json().await.expect("JSON");
+    assert_eq!(body["failing"], json!(["audit_log"]));
+
     postgres.resume();
+    let ready = server
+        .client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(
+        ready.status().as_u16(),
+        200,
+        "the readiness probe reconnects"
+    );
     let after = expect_issued(server.post_token(&server.keys.backend, json!({})).await).await;
 
     let records = postgres_records(&postgres.url(), AuditQuery::default());
@@ -435,6 +472,7 @@ impl Write for SharedBuffer {
 #[tokio::test]
 async fn stdout_sink_writes_json_lines() {
     let keys = GeneratedKeys::new();
+    let all_keys = keys.keys.clone();
     let mut state = state_from(&format!(
         "{}\n[audit]\nsink = \"stdout\"\n",
         config_text(&keys, "")
@@ -450,7 +488,14 @@ async fn stdout_sink_writes_json_lines() {
     server.stop().await;
 
     let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("UTF-8");
-    assert!(!text.contains(&issued.body.token));
+    for secret in [
+        &issued.body.token,
+        SECRET,
+        &all_keys.actor,
+        &all_keys.backend,
+    ] {
+        assert!(!text.contains(secret), "a line contains a secret");
+    }
     let lines: Vec<Value> = text
         .lines()
         .map(|line| serde_json::from_str(line).expect("each line is JSON"))

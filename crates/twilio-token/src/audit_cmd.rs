@@ -98,7 +98,7 @@ pub(crate) fn run(args: &AuditArgs, now: u64) -> Result<String, CliError> {
     let data_dir = args.data_dir.clone().unwrap_or(file.server.data_dir);
     let target = AuditTarget::from_section(&file.audit, &data_dir)?;
     let records = match &target {
-        AuditTarget::Sqlite(path) => query_sqlite(path, &query),
+        AuditTarget::Sqlite(path, _) => query_sqlite(path, &query),
         AuditTarget::Postgres(url) => query_postgres(url, &query),
         AuditTarget::Stdout | AuditTarget::Off => {
             return Err(CliError::Input(format!(

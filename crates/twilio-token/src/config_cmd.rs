@@ -161,6 +161,7 @@ fn audit_view(file: &FileConfig) -> Value {
         "path": (audit.sink == SinkKind::Sqlite).then(|| audit.path.display().to_string()),
         "url": audit.url.as_deref().map(mask_password),
         "fail_open": audit.fail_open,
+        "synchronous": (audit.sink == SinkKind::Sqlite).then(|| audit.synchronous.as_str()),
     })
 }
 

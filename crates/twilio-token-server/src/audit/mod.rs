@@ -1,6 +1,6 @@
 //! The audit log: one record per token issued and per token request rejected.
 //!
-//! A record says when, which request, who (identity, authenticated subject, authentication
+//! A record contains when, which request, who (identity, authenticated subject, authentication
 //! method), what was issued (profile, grants, TTL, `jti`), from which client address, and the
 //! outcome with its reason. It never contains the token, a secret, a password or a credential.
 //!
@@ -37,7 +37,7 @@ pub const MAX_BATCH: usize = 1024;
 /// is treated like a failed write.
 pub const MAX_QUEUED: usize = 16 * 1024;
 
-/// Where the audit log is written.
+/// The destination of the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SinkKind {
@@ -78,6 +78,31 @@ pub struct AuditSection {
     /// Return tokens even when their record cannot be written. Default false: such requests
     /// get 503 `audit_unavailable`.
     pub fail_open: bool,
+    /// When the `sqlite` sink syncs to disk. Default `full`.
+    pub synchronous: Synchronous,
+}
+
+/// When the SQLite sink syncs its file to disk: SQLite's `PRAGMA synchronous` in WAL mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Every commit syncs the WAL file, so a committed record survives a crash of the machine.
+    #[default]
+    Full,
+    /// Commits are written to the WAL file without a sync, which happens at checkpoints. A
+    /// committed record survives a crash of the process but can be lost when the machine
+    /// loses power or the kernel crashes.
+    Normal,
+}
+
+impl Synchronous {
+    /// Returns `full` or `normal`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+        }
+    }
 }
 
 impl Default for AuditSection {
@@ -87,6 +112,7 @@ impl Default for AuditSection {
             path: PathBuf::from(DEFAULT_SQLITE_PATH),
             url: None,
             fail_open: false,
+            synchronous: Synchronous::Full,
         }
     }
 }
@@ -98,6 +124,7 @@ impl fmt::Debug for AuditSection {
             .field("path", &self.path)
             .field("url", &self.url.as_deref().map(mask_password))
             .field("fail_open", &self.fail_open)
+            .field("synchronous", &self.synchronous)
             .finish()
     }
 }
@@ -105,8 +132,8 @@ impl fmt::Debug for AuditSection {
 /// A validated `[audit]` section.
 #[derive(Clone, PartialEq, Eq)]
 pub enum AuditTarget {
-    /// A SQLite file.
-    Sqlite(PathBuf),
+    /// A SQLite file, and when it is synced.
+    Sqlite(PathBuf, Synchronous),
     /// A PostgreSQL database. The connection string can contain a password, so `Debug` and
     /// [`AuditTarget::describe`] mask it.
     Postgres(String),
@@ -148,7 +175,10 @@ impl AuditTarget {
                         "the path is empty: name a SQLite file, such as audit.sqlite3",
                     ));
                 }
-                Ok(AuditTarget::Sqlite(data_dir.join(&section.path)))
+                Ok(AuditTarget::Sqlite(
+                    data_dir.join(&section.path),
+                    section.synchronous,
+                ))
             }
             SinkKind::Postgres => {
                 let Some(url) = section.url.as_deref().filter(|url| !url.trim().is_empty()) else {
@@ -178,7 +208,10 @@ impl AuditTarget {
     /// data/audit.sqlite3`, `postgres postgresql://app:***@db/audit`, `stdout` or `off`.
     pub fn describe(&self) -> String {
         match self {
-            AuditTarget::Sqlite(path) => format!("sqlite {}", path.display()),
+            AuditTarget::Sqlite(path, Synchronous::Full) => format!("sqlite {}", path.display()),
+            AuditTarget::Sqlite(path, Synchronous::Normal) => {
+                format!("sqlite {} (synchronous normal)", path.display())
+            }
             AuditTarget::Postgres(url) => format!("postgres {}", mask_password(url)),
             AuditTarget::Stdout => "stdout".to_owned(),
             AuditTarget::Off => "off".to_owned(),
@@ -187,7 +220,9 @@ impl AuditTarget {
 
     fn open_sink(&self) -> Option<Box<dyn AuditSink>> {
         match self {
-            AuditTarget::Sqlite(path) => Some(Box::new(sqlite::SqliteSink::new(path.clone()))),
+            AuditTarget::Sqlite(path, synchronous) => Some(Box::new(
+                sqlite::SqliteSink::new(path.clone()).synchronous(*synchronous),
+            )),
             AuditTarget::Postgres(url) => Some(Box::new(postgres::PostgresSink::new(url.clone()))),
             AuditTarget::Stdout => Some(Box::new(stdout::StdoutSink::new())),
             AuditTarget::Off => None,
@@ -308,9 +343,8 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    /// Starts a record of a request: time, request id and client address, with the outcome
-    /// still `Refused` with status 500 until [`AuditRecord::issued`] or
-    /// [`AuditRecord::refused`] fills it in.
+    /// Starts a record of a request with its time, request id and client address. The outcome
+    /// is `Refused` with status 500 and every other field empty until the caller sets them.
     pub fn new(time: u64, request_id: &str, peer: Option<SocketAddr>) -> Self {
         AuditRecord {
             time,
@@ -429,6 +463,15 @@ impl AuditLog {
         self.writer().is_some()
     }
 
+    /// Returns true when the last batch the writer tried failed, so the sink is down until a
+    /// later batch succeeds. False before the first batch and when the log is off.
+    pub fn is_failing(&self) -> bool {
+        self.writer
+            .get()
+            .and_then(Option::as_ref)
+            .is_some_and(writer::Writer::is_failing)
+    }
+
     /// Returns true when tokens are returned even if their record cannot be written.
     pub fn fail_open(&self) -> bool {
         self.fail_open
@@ -449,6 +492,19 @@ impl AuditLog {
     pub fn start(&self) -> Result<(), AuditError> {
         match self.writer() {
             Some(writer) => writer.prepare(),
+            None => Ok(()),
+        }
+    }
+
+    /// Tries to open the sink again after a failure, and returns whether it works now. The
+    /// readiness check calls it, so a replica that no request reaches can become ready again.
+    ///
+    /// # Errors
+    ///
+    /// Returns the sink's [`AuditError`].
+    pub async fn probe(&self) -> Result<(), AuditError> {
+        match self.writer() {
+            Some(writer) => writer.probe().await,
             None => Ok(()),
         }
     }
@@ -577,7 +633,7 @@ mod tests {
             AuditTarget::from_section(&AuditSection::default(), Path::new("data")).unwrap();
         assert_eq!(
             target,
-            AuditTarget::Sqlite(PathBuf::from("data/audit.sqlite3"))
+            AuditTarget::Sqlite(PathBuf::from("data/audit.sqlite3"), Synchronous::Full)
         );
         assert_eq!(target.describe(), "sqlite data/audit.sqlite3");
     }

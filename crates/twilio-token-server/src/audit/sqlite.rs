@@ -1,14 +1,15 @@
 //! The SQLite audit sink: one file in WAL mode, the embedded default.
 //!
-//! Each batch is one transaction. With `synchronous = FULL` SQLite syncs the WAL file on every
-//! commit, so a committed record survives a crash of the process and of the machine.
+//! Each batch is one transaction. With `synchronous = FULL` (the default) SQLite syncs the WAL
+//! file on every commit, so a committed record survives a crash of the process and of the
+//! machine. With `NORMAL` it survives a crash of the process only.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
-use super::{AuditError, AuditRecord, AuditSink};
+use super::{AuditError, AuditRecord, AuditSink, Synchronous};
 
 /// The schema version this build writes, stored in `PRAGMA user_version`.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -48,6 +49,7 @@ const INSERT: &str = "INSERT INTO twilio_token_audit (time, request_id, outcome,
 #[derive(Debug)]
 pub struct SqliteSink {
     path: PathBuf,
+    synchronous: Synchronous,
     connection: Option<Connection>,
 }
 
@@ -56,8 +58,16 @@ impl SqliteSink {
     pub fn new(path: PathBuf) -> Self {
         SqliteSink {
             path,
+            synchronous: Synchronous::Full,
             connection: None,
         }
+    }
+
+    /// Sets when the file is synced. Default [`Synchronous::Full`].
+    #[must_use]
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
     }
 }
 
@@ -68,7 +78,11 @@ impl AuditSink for SqliteSink {
 
     fn prepare(&mut self) -> Result<(), AuditError> {
         if self.connection.is_none() {
-            self.connection = Some(open(&self.path, true)?);
+            let connection = open(&self.path, true)?;
+            connection
+                .pragma_update(None, "synchronous", self.synchronous.as_str())
+                .map_err(|error| sqlite_error(&self.path, "failed to configure", &error))?;
+            self.connection = Some(connection);
         }
         Ok(())
     }

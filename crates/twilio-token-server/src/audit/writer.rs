@@ -8,6 +8,8 @@
 //! The sinks block (SQLite, and the synchronous PostgreSQL client, which runs its own small
 //! runtime), so the writer is an OS thread rather than a task of the server's runtime.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::time::Instant;
 
@@ -19,14 +21,17 @@ use super::{AuditError, AuditRecord, AuditSink, MAX_BATCH, MAX_QUEUED};
 enum Job {
     /// Commit a record and report the result.
     Record(AuditRecord, oneshot::Sender<Result<(), AuditError>>),
-    /// Prepare the sink and report the result.
+    /// Prepare the sink and report the result to a waiting thread.
     Prepare(mpsc::Sender<Result<(), AuditError>>),
+    /// Prepare the sink and report the result to a waiting task.
+    Probe(oneshot::Sender<Result<(), AuditError>>),
 }
 
 /// The queue into a running writer thread.
 pub(super) struct Writer {
     sink_name: &'static str,
     queue: SyncSender<Job>,
+    failing: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -35,14 +40,25 @@ impl Writer {
     pub(super) fn spawn(sink: Box<dyn AuditSink>) -> Writer {
         let sink_name = sink.name();
         let (queue, jobs) = mpsc::sync_channel(MAX_QUEUED);
+        let failing = Arc::new(AtomicBool::new(false));
+        let thread_failing = Arc::clone(&failing);
         let spawned = std::thread::Builder::new()
             .name("audit-writer".to_owned())
-            .spawn(move || run(sink, &jobs));
+            .spawn(move || run(sink, &jobs, &thread_failing));
         if let Err(error) = spawned {
             // The queue's receiver was dropped with the closure, so every write reports it.
             tracing::error!(%error, "failed to start the audit writer thread");
         }
-        Writer { sink_name, queue }
+        Writer {
+            sink_name,
+            queue,
+            failing,
+        }
+    }
+
+    /// Returns true when the last batch failed.
+    pub(super) fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// Prepares the sink and waits for the result, blocking the calling thread.
@@ -52,6 +68,17 @@ impl Writer {
             .send(Job::Prepare(sender))
             .map_err(|_| self.stopped())?;
         receiver.recv().map_err(|_| self.stopped())?
+    }
+
+    /// Prepares the sink, reconnecting after a failure, and waits for the result.
+    pub(super) async fn probe(&self) -> Result<(), AuditError> {
+        let (sender, receiver) = oneshot::channel();
+        match self.queue.try_send(Job::Probe(sender)) {
+            Ok(()) => receiver.await.map_err(|_| self.stopped())?,
+            // A full queue means batches are being tried anyway.
+            Err(TrySendError::Full(_)) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(self.stopped()),
+        }
     }
 
     /// Queues a record and waits until its batch is committed.
@@ -81,12 +108,13 @@ struct Outage {
     failed_records: u64,
 }
 
-fn run(mut sink: Box<dyn AuditSink>, jobs: &Receiver<Job>) {
+fn run(mut sink: Box<dyn AuditSink>, jobs: &Receiver<Job>, failing: &AtomicBool) {
     let mut prepared = false;
     let mut outage: Option<Outage> = None;
     let mut records = Vec::with_capacity(MAX_BATCH);
     let mut waiters = Vec::with_capacity(MAX_BATCH);
     let mut preparers = Vec::new();
+    let mut probes = Vec::new();
 
     while let Ok(first) = jobs.recv() {
         let mut next = Some(first);
@@ -97,6 +125,7 @@ fn run(mut sink: Box<dyn AuditSink>, jobs: &Receiver<Job>) {
                     waiters.push(waiter);
                 }
                 Job::Prepare(waiter) => preparers.push(waiter),
+                Job::Probe(waiter) => probes.push(waiter),
             }
             if records.len() < MAX_BATCH {
                 next = jobs.try_recv().ok();
@@ -104,6 +133,7 @@ fn run(mut sink: Box<dyn AuditSink>, jobs: &Receiver<Job>) {
         }
 
         let result = commit(sink.as_mut(), &mut prepared, &records);
+        failing.store(result.is_err(), Ordering::Relaxed);
         log_transition(sink.name(), &result, &records, &mut outage);
 
         for waiter in waiters.drain(..) {
@@ -111,6 +141,9 @@ fn run(mut sink: Box<dyn AuditSink>, jobs: &Receiver<Job>) {
             let _ = waiter.send(result.clone());
         }
         for waiter in preparers.drain(..) {
+            let _ = waiter.send(result.clone());
+        }
+        for waiter in probes.drain(..) {
             let _ = waiter.send(result.clone());
         }
         records.clear();
