@@ -328,10 +328,7 @@ async fn postgres_records_every_outcome() {
         &keys.backend,
         &keys.stranger,
     ] {
-        assert!(
-            !rows.contains(secret),
-            "a record contains a secret"
-        );
+        assert!(!rows.contains(secret), "a record contains a secret");
     }
     server.stop().await;
 }

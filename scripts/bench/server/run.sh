@@ -10,6 +10,8 @@
 #   node    node/server.js: Express with twilio-node's AccessToken and a ChatGrant
 #   audit-sqlite    the full server with the SQLite audit log (WAL, synchronous=FULL) in
 #                   target/bench-server/audit.sqlite3
+#   audit-sqlite-normal  the same with synchronous = "normal" (no fsync per commit) in
+#                   target/bench-server/audit-normal.sqlite3
 #   audit-postgres  the full server with the PostgreSQL audit log, on a PostgreSQL server the
 #                   script starts from the Debian package's binaries (initdb into a temporary
 #                   folder, as the user nobody when run as root; fsync and synchronous_commit on)
@@ -30,8 +32,8 @@
 #   BENCH_RUNS         measured runs per server (default 3)
 #   BENCH_THREADS      wrk threads (default 2)
 #   BENCH_CONNECTIONS  wrk connections (default 64)
-#   BENCH_PORT         first of the five loopback ports (default 38081); PostgreSQL gets the
-#                      sixth
+#   BENCH_PORT         first of the six loopback ports (default 38081); PostgreSQL gets the
+#                      seventh
 #
 # Network: loopback only, apart from `npm ci` into node/node_modules when the lock file
 # changed. With the release build and node_modules in place it takes about 2 minutes.
@@ -100,18 +102,20 @@ BENCH_API_KEY="$(python3 -c 'import base64, secrets
 print("ttk_" + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode())')"
 export BENCH_API_KEY
 
-names=(server bare node audit-sqlite audit-postgres)
+names=(server bare node audit-sqlite audit-sqlite-normal audit-postgres)
 declare -A port pid_of auth
 port[server]=$first_port
 port[bare]=$((first_port + 1))
 port[node]=$((first_port + 2))
 port[audit-sqlite]=$((first_port + 3))
-port[audit-postgres]=$((first_port + 4))
-pg_port=$((first_port + 5))
+port[audit-sqlite-normal]=$((first_port + 4))
+port[audit-postgres]=$((first_port + 5))
+pg_port=$((first_port + 6))
 auth[server]="--auth"
 auth[bare]=""
 auth[node]=""
 auth[audit-sqlite]="--auth"
+auth[audit-sqlite-normal]="--auth"
 auth[audit-postgres]="--auth"
 
 for name in "${names[@]}"; do
@@ -159,11 +163,15 @@ pids+=("${pid_of[bare]}")
 node "$bench_dir/node/server.js" "${port[node]}" 2>"$out_dir/node.log" &
 pid_of[node]=$!
 pids+=("${pid_of[node]}")
-rm -f "$out_dir"/audit.sqlite3*
+rm -f "$out_dir"/audit.sqlite3* "$out_dir"/audit-normal.sqlite3*
 "$bench_server" --port "${port[audit-sqlite]}" --audit-sqlite "$out_dir/audit.sqlite3" \
     2>"$out_dir/audit-sqlite.log" &
 pid_of[audit-sqlite]=$!
 pids+=("${pid_of[audit-sqlite]}")
+"$bench_server" --port "${port[audit-sqlite-normal]}" \
+    --audit-sqlite-normal "$out_dir/audit-normal.sqlite3" 2>"$out_dir/audit-sqlite-normal.log" &
+pid_of[audit-sqlite-normal]=$!
+pids+=("${pid_of[audit-sqlite-normal]}")
 "$bench_server" --port "${port[audit-postgres]}" --audit-postgres \
     2>"$out_dir/audit-postgres.log" &
 pid_of[audit-postgres]=$!
@@ -254,6 +262,7 @@ python3 "$bench_dir/summarize.py" "$out_dir" "$(getconf CLK_TCK)" \
     "bare=bare axum route, fixed token minted per request" \
     "node=Node reference (Express + twilio-node)" \
     "audit-sqlite=twilio-token-server, SQLite audit log" \
+    "audit-sqlite-normal=twilio-token-server, SQLite audit log, synchronous normal" \
     "audit-postgres=twilio-token-server, PostgreSQL audit log" || status=$?
 step "done in $((SECONDS - started)) s; raw output in $out_dir"
 exit "$status"

@@ -33,6 +33,9 @@ pub const DEFAULT_SQLITE_PATH: &str = "audit.sqlite3";
 /// The largest number of records committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
 
+/// The number of writer threads, each with its own connection, of the PostgreSQL sink.
+pub const POSTGRES_WRITERS: usize = 4;
+
 /// The largest number of records waiting for the writer. A request that finds the queue full
 /// is treated like a failed write.
 pub const MAX_QUEUED: usize = 16 * 1024;
@@ -218,14 +221,19 @@ impl AuditTarget {
         }
     }
 
-    fn open_sink(&self) -> Option<Box<dyn AuditSink>> {
+    /// Makes one sink per writer thread: [`POSTGRES_WRITERS`] for PostgreSQL, whose server
+    /// commits several connections' transactions at once, and one for the others, which have
+    /// a single writer anyway.
+    fn open_sinks(&self) -> Vec<Box<dyn AuditSink>> {
         match self {
-            AuditTarget::Sqlite(path, synchronous) => Some(Box::new(
+            AuditTarget::Sqlite(path, synchronous) => vec![Box::new(
                 sqlite::SqliteSink::new(path.clone()).synchronous(*synchronous),
-            )),
-            AuditTarget::Postgres(url) => Some(Box::new(postgres::PostgresSink::new(url.clone()))),
-            AuditTarget::Stdout => Some(Box::new(stdout::StdoutSink::new())),
-            AuditTarget::Off => None,
+            )],
+            AuditTarget::Postgres(url) => (0..POSTGRES_WRITERS)
+                .map(|_| Box::new(postgres::PostgresSink::new(url.clone())) as Box<dyn AuditSink>)
+                .collect(),
+            AuditTarget::Stdout => vec![Box::new(stdout::StdoutSink::new())],
+            AuditTarget::Off => Vec::new(),
         }
     }
 }
@@ -395,9 +403,10 @@ pub trait AuditSink: Send {
     /// Returns the sink's name for logs, such as `sqlite`.
     fn name(&self) -> &'static str;
 
-    /// Opens the connection and brings the schema up to date. The writer calls it before the
-    /// first batch and again after any failed batch, so a sink recovers when its database
-    /// comes back.
+    /// Opens the connection and brings the schema up to date, or checks an open connection and
+    /// replaces it when it is broken. The writer calls it before the first batch, after any
+    /// failed batch, and for start-up checks and readiness probes, so a sink recovers when its
+    /// database comes back.
     ///
     /// # Errors
     ///
@@ -419,7 +428,7 @@ pub trait AuditSink: Send {
 pub struct AuditLog {
     description: String,
     fail_open: bool,
-    sink: Mutex<Option<Box<dyn AuditSink>>>,
+    sinks: Mutex<Vec<Box<dyn AuditSink>>>,
     writer: OnceLock<Option<writer::Writer>>,
 }
 
@@ -438,7 +447,7 @@ impl AuditLog {
         AuditLog {
             description: target.describe(),
             fail_open,
-            sink: Mutex::new(target.open_sink()),
+            sinks: Mutex::new(target.open_sinks()),
             writer: OnceLock::new(),
         }
     }
@@ -448,7 +457,7 @@ impl AuditLog {
         AuditLog {
             description: sink.name().to_owned(),
             fail_open,
-            sink: Mutex::new(Some(sink)),
+            sinks: Mutex::new(vec![sink]),
             writer: OnceLock::new(),
         }
     }
@@ -525,12 +534,9 @@ impl AuditLog {
     fn writer(&self) -> Option<&writer::Writer> {
         self.writer
             .get_or_init(|| {
-                let sink = self
-                    .sink
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take()?;
-                Some(writer::Writer::spawn(sink))
+                let sinks =
+                    std::mem::take(&mut *self.sinks.lock().unwrap_or_else(PoisonError::into_inner));
+                (!sinks.is_empty()).then(|| writer::Writer::spawn(sinks))
             })
             .as_ref()
     }

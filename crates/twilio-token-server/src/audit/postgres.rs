@@ -94,8 +94,8 @@ impl AuditSink for PostgresSink {
     fn prepare(&mut self) -> Result<(), AuditError> {
         if self
             .connection
-            .as_ref()
-            .is_some_and(|(client, _)| !client.is_closed())
+            .as_mut()
+            .is_some_and(|(client, _)| client.is_valid(CONNECT_TIMEOUT).is_ok())
         {
             return Ok(());
         }

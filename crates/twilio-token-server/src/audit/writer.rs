@@ -1,16 +1,17 @@
-//! The writer thread: group commit of audit records.
+//! The writer threads: group commit of audit records.
 //!
-//! Requests put their record on a bounded queue and wait. The thread takes every record that is
-//! waiting, up to [`MAX_BATCH`], commits them in one transaction and answers each request. While
-//! one batch commits, the next one forms, so the cost of a commit (an fsync) is shared by all
-//! the requests that arrived during the previous one.
+//! Requests put their record on a bounded queue and wait. A writer thread takes every record
+//! that is waiting, up to [`MAX_BATCH`], commits them in one transaction and answers each
+//! request. While one batch commits, the next one forms, so the cost of a commit (an fsync) is
+//! shared by all the requests that arrived during the previous one. With several threads (one
+//! per sink, each with its own connection) several batches commit at once.
 //!
 //! The sinks block (SQLite, and the synchronous PostgreSQL client, which runs its own small
-//! runtime), so the writer is an OS thread rather than a task of the server's runtime.
+//! runtime), so the writers are OS threads rather than tasks of the server's runtime.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
@@ -35,19 +36,30 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread for `sink`. The thread ends when the last `Writer` is dropped
-    /// and the queue is empty.
-    pub(super) fn spawn(sink: Box<dyn AuditSink>) -> Writer {
-        let sink_name = sink.name();
+    /// Starts one writer thread per sink, all taking jobs from one queue. The threads end when
+    /// the last `Writer` is dropped and the queue is empty.
+    ///
+    /// # Panics
+    ///
+    /// Panics when `sinks` is empty.
+    pub(super) fn spawn(sinks: Vec<Box<dyn AuditSink>>) -> Writer {
+        let sink_name = sinks[0].name();
         let (queue, jobs) = mpsc::sync_channel(MAX_QUEUED);
+        let shared = Arc::new(Shared {
+            jobs: Mutex::new(jobs),
+            outage: Mutex::new(None),
+        });
         let failing = Arc::new(AtomicBool::new(false));
-        let thread_failing = Arc::clone(&failing);
-        let spawned = std::thread::Builder::new()
-            .name("audit-writer".to_owned())
-            .spawn(move || run(sink, &jobs, &thread_failing));
-        if let Err(error) = spawned {
-            // The queue's receiver was dropped with the closure, so every write reports it.
-            tracing::error!(%error, "failed to start the audit writer thread");
+        for (index, sink) in sinks.into_iter().enumerate() {
+            let shared = Arc::clone(&shared);
+            let failing = Arc::clone(&failing);
+            let spawned = std::thread::Builder::new()
+                .name(format!("audit-writer-{index}"))
+                .spawn(move || run(sink, &shared, &failing));
+            if let Err(error) = spawned {
+                // Without any thread the queue's receiver is dropped, so every write fails.
+                tracing::error!(%error, "failed to start an audit writer thread");
+            }
         }
         Writer {
             sink_name,
@@ -102,39 +114,54 @@ impl Writer {
     }
 }
 
+/// What the writer threads share.
+struct Shared {
+    jobs: Mutex<Receiver<Job>>,
+    outage: Mutex<Option<Outage>>,
+}
+
 /// The state of an outage, for logging it once when it starts and once when it ends.
 struct Outage {
     started: Instant,
     failed_records: u64,
 }
 
-fn run(mut sink: Box<dyn AuditSink>, jobs: &Receiver<Job>, failing: &AtomicBool) {
+fn run(mut sink: Box<dyn AuditSink>, shared: &Shared, failing: &AtomicBool) {
     let mut prepared = false;
-    let mut outage: Option<Outage> = None;
     let mut records = Vec::with_capacity(MAX_BATCH);
     let mut waiters = Vec::with_capacity(MAX_BATCH);
     let mut preparers = Vec::new();
     let mut probes = Vec::new();
 
-    while let Ok(first) = jobs.recv() {
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            match job {
-                Job::Record(record, waiter) => {
-                    records.push(record);
-                    waiters.push(waiter);
+    loop {
+        {
+            // One thread at a time collects a batch; the others commit theirs meanwhile.
+            let jobs = shared.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            let Ok(first) = jobs.recv() else {
+                return;
+            };
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Record(record, waiter) => {
+                        records.push(record);
+                        waiters.push(waiter);
+                    }
+                    Job::Prepare(waiter) => preparers.push(waiter),
+                    Job::Probe(waiter) => probes.push(waiter),
                 }
-                Job::Prepare(waiter) => preparers.push(waiter),
-                Job::Probe(waiter) => probes.push(waiter),
-            }
-            if records.len() < MAX_BATCH {
-                next = jobs.try_recv().ok();
+                if records.len() < MAX_BATCH {
+                    next = jobs.try_recv().ok();
+                }
             }
         }
 
         let result = commit(sink.as_mut(), &mut prepared, &records);
         failing.store(result.is_err(), Ordering::Relaxed);
-        log_transition(sink.name(), &result, &records, &mut outage);
+        {
+            let mut outage = shared.outage.lock().unwrap_or_else(PoisonError::into_inner);
+            log_transition(sink.name(), &result, &records, &mut outage);
+        }
 
         for waiter in waiters.drain(..) {
             // The request may have timed out and gone; its record is committed all the same.
@@ -155,14 +182,25 @@ fn commit(
     prepared: &mut bool,
     records: &[AuditRecord],
 ) -> Result<(), AuditError> {
-    if !*prepared {
+    let reused_connection = *prepared;
+    // A start-up check or readiness probe (no records) always asks the sink, so that a
+    // connection broken while idle is found and replaced.
+    if !*prepared || records.is_empty() {
+        *prepared = false;
         sink.prepare()?;
         *prepared = true;
     }
     if records.is_empty() {
         return Ok(());
     }
-    let result = sink.write_batch(records);
+    let mut result = sink.write_batch(records);
+    if result.is_err() && reused_connection {
+        // The connection may have broken while idle, such as when the database restarted, and
+        // the client notices only on use: reconnect once and retry.
+        *prepared = false;
+        sink.prepare()?;
+        result = sink.write_batch(records);
+    }
     // After any failure the connection may be broken, so the next batch reconnects.
     *prepared = result.is_ok();
     result
