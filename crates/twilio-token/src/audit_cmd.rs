@@ -252,20 +252,29 @@ mod tests {
     fn parse_time_accepts_each_form() {
         let now = 1_764_000_000;
         assert_eq!(
-            parse_time("--since", "1700000000", now).unwrap(),
+            parse_time("--since", "1700000000", now).expect("the time is valid"),
             1_700_000_000
         );
         assert_eq!(
-            parse_time("--since", "2023-11-14T22:13:20Z", now).unwrap(),
+            parse_time("--since", "2023-11-14T22:13:20Z", now).expect("the time is valid"),
             1_700_000_000
         );
-        assert_eq!(parse_time("--since", "1970-01-01", now).unwrap(), 0);
         assert_eq!(
-            parse_time("--since", "2024-02-29", now).unwrap(),
+            parse_time("--since", "1970-01-01", now).expect("the time is valid"),
+            0
+        );
+        assert_eq!(
+            parse_time("--since", "2024-02-29", now).expect("the time is valid"),
             1_709_164_800
         );
-        assert_eq!(parse_time("--since", "2h", now).unwrap(), now - 7200);
-        assert_eq!(parse_time("--since", "1m30s", now).unwrap(), now - 90);
+        assert_eq!(
+            parse_time("--since", "2h", now).expect("the time is valid"),
+            now - 7200
+        );
+        assert_eq!(
+            parse_time("--since", "1m30s", now).expect("the time is valid"),
+            now - 90
+        );
     }
 
     #[test]
@@ -278,7 +287,7 @@ mod tests {
             "yesterday",
             "",
         ] {
-            let error = parse_time("--until", text, 0).unwrap_err();
+            let error = parse_time("--until", text, 0).expect_err("the time is invalid");
             assert!(
                 error
                     .to_string()

@@ -509,6 +509,8 @@ fn check_receipts(config: &Path, receipts: &[Receipt]) -> Vec<Value> {
     issued
 }
 
+// The counts show with `cargo test -- --nocapture`, as a record of the run.
+#[allow(clippy::print_stderr)]
 #[test]
 fn sqlite_survives_sigkill_under_load() {
     let folder = scratch_folder("sigkill_sqlite");
@@ -537,6 +539,7 @@ fn sqlite_survives_sigkill_under_load() {
     drop(restarted);
 }
 
+#[allow(clippy::print_stderr)]
 #[test]
 fn postgres_two_servers_survive_sigkill_under_load() {
     let postgres = pg::Postgres::start("sigkill");

@@ -275,8 +275,8 @@ fn mask_password_parameter(text: &str) -> String {
         if !starts_parameter {
             continue;
         }
-        let value_end = if rest.starts_with('\'') {
-            rest[1..].find('\'').map_or(rest.len(), |end| end + 2)
+        let value_end = if let Some(quoted) = rest.strip_prefix('\'') {
+            quoted.find('\'').map_or(rest.len(), |end| end + 2)
         } else {
             rest.find(['&', ' ']).unwrap_or(rest.len())
         };
@@ -590,7 +590,8 @@ mod tests {
             sink: SinkKind::Postgres,
             ..AuditSection::default()
         };
-        let error = AuditTarget::from_section(&section, Path::new("data")).unwrap_err();
+        let error = AuditTarget::from_section(&section, Path::new("data"))
+            .expect_err("the section is invalid");
         assert_eq!(error.key, "audit.url");
         assert!(
             error
@@ -605,7 +606,8 @@ mod tests {
             url: Some("postgresql://app@127.0.0.1/audit".into()),
             ..AuditSection::default()
         };
-        let error = AuditTarget::from_section(&section, Path::new("data")).unwrap_err();
+        let error = AuditTarget::from_section(&section, Path::new("data"))
+            .expect_err("the section is invalid");
         assert_eq!(error.key, "audit.url");
         assert_eq!(
             error.message,
@@ -621,7 +623,8 @@ mod tests {
             url: Some("postgresql://app:hunter22@127.0.0.1:notaport/audit".into()),
             ..AuditSection::default()
         };
-        let error = AuditTarget::from_section(&section, Path::new("data")).unwrap_err();
+        let error = AuditTarget::from_section(&section, Path::new("data"))
+            .expect_err("the section is invalid");
         assert_eq!(error.key, "audit.url");
         assert!(
             error
@@ -635,8 +638,8 @@ mod tests {
 
     #[test]
     fn target_sqlite_joins_data_dir() {
-        let target =
-            AuditTarget::from_section(&AuditSection::default(), Path::new("data")).unwrap();
+        let target = AuditTarget::from_section(&AuditSection::default(), Path::new("data"))
+            .expect("the default section is valid");
         assert_eq!(
             target,
             AuditTarget::Sqlite(PathBuf::from("data/audit.sqlite3"), Synchronous::Full)
