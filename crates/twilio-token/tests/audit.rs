@@ -591,3 +591,121 @@ fn postgres_two_servers_survive_sigkill_under_load() {
     assert_eq!(prefixes.len(), 2, "records from both servers: {prefixes:?}");
     drop(restarted);
 }
+
+/// Sends one `POST /token` on a new connection and returns the status and `X-Request-Id`.
+fn post_once(address: SocketAddr, key: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connected");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout set");
+    let request = format!(
+        "POST /token HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    stream.write_all(request.as_bytes()).expect("request sent");
+    let (status, request_id, _) = read_response(&mut stream).expect("a response");
+    (status, request_id)
+}
+
+#[test]
+fn serve_logs_audit_outage_once_as_json() {
+    let mut postgres = pg::Postgres::start("outage_log");
+    let folder = scratch_folder("outage_log");
+    let (key, block) = generate_key();
+    // The test server trusts every local user, so the password is never checked, but it must
+    // never be printed.
+    let url = postgres.url().replace("postgres@", "postgres:hunter22@");
+    let config = write_config(
+        &folder,
+        &block,
+        &format!("sink = \"postgres\"\nurl = \"{url}\"\n\n[log]\nformat = \"json\""),
+    );
+    let mut child = StdCommand::new(env!("CARGO_BIN_EXE_twilio-token"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("TWILIO_API_SECRET", SECRET)
+        .current_dir(&folder)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (sender, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut server = Server {
+        child,
+        lines,
+        stderr: Vec::new(),
+        address: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    server.address = server.wait_listening();
+
+    let (status, _) = post_once(server.address, &key);
+    assert_eq!(status, 200);
+    postgres.stop();
+    let mut failed_ids = Vec::new();
+    for _ in 0..3 {
+        let (status, request_id) = post_once(server.address, &key);
+        assert_eq!(status, 503);
+        failed_ids.push(request_id);
+    }
+    postgres.resume();
+    let (status, _) = post_once(server.address, &key);
+    assert_eq!(status, 200);
+
+    let status = StdCommand::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    server.child.wait().expect("server exits");
+    server.stderr.extend(server.lines.try_iter());
+    let text = server.stderr.join("\n");
+    assert!(!text.contains("hunter22"), "the password is logged: {text}");
+
+    let events: Vec<Value> = server
+        .stderr
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("every log line is JSON"))
+        .collect();
+    let named = |message: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|event| {
+                event["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            })
+            .collect()
+    };
+    let listening = named("listening");
+    assert_eq!(listening.len(), 1);
+    assert_eq!(
+        listening[0]["audit"],
+        format!(
+            "postgres postgresql://postgres:***@127.0.0.1:{}/postgres?connect_timeout=2",
+            postgres.port()
+        )
+    );
+    assert_eq!(listening[0]["version"], env!("CARGO_PKG_VERSION"));
+
+    let failures = named("audit records could not be written");
+    assert_eq!(failures.len(), 1, "one error line per outage: {text}");
+    assert_eq!(failures[0]["level"], "ERROR");
+    assert_eq!(failures[0]["sink"], "postgres");
+    let logged_ids = failures[0]["request_ids"].as_str().expect("request ids");
+    assert!(logged_ids.contains(&failed_ids[0]), "{logged_ids}");
+
+    let recoveries = named("audit sink recovered");
+    assert_eq!(recoveries.len(), 1, "{text}");
+    assert_eq!(recoveries[0]["failed_records"], 3);
+    assert_eq!(named("stopped").len(), 1, "{text}");
+}
