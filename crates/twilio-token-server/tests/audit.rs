@@ -170,7 +170,13 @@ fn check_mixed_records(records: &[AuditRecord], issued: &Received, refused: &[St
             Some("stranger"),
         ),
         (unknown_field, 400, "unknown_field", None, None),
-        (long_ttl, 403, "ttl_not_allowed", None, Some("actor")),
+        (
+            long_ttl,
+            403,
+            "ttl_not_allowed",
+            Some("user-bob"),
+            Some("actor"),
+        ),
     ];
     for (request_id, status, reason, identity, subject) in expected {
         let record = record_for(records, request_id);
@@ -223,10 +229,26 @@ async fn sqlite_records_every_outcome() {
     .await;
 
     let (issued, refused) = send_mixed_requests(&server).await;
+    let acting = expect_error(
+        server
+            .post_token(&server.keys.backend, json!({"identity": "admin"}))
+            .await,
+        403,
+        "identity_not_allowed",
+    )
+    .await;
     let records = query_sqlite(&database, &AuditQuery::default()).expect("the log is readable");
 
-    assert_eq!(records.len(), 6, "{records:#?}");
+    assert_eq!(records.len(), 7, "{records:#?}");
     check_mixed_records(&records, &issued, &refused);
+    let record = record_for(&records, &header(&acting.headers, "x-request-id"));
+    assert_eq!(record.reason.as_deref(), Some("identity_not_allowed"));
+    assert_eq!(
+        record.identity.as_deref(),
+        Some("admin"),
+        "the identity asked for"
+    );
+    assert_eq!(record.subject.as_deref(), Some("backend"));
     assert_folder_lacks(
         &folder,
         &[

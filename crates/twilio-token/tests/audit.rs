@@ -709,3 +709,57 @@ fn serve_logs_audit_outage_once_as_json() {
     assert_eq!(recoveries[0]["failed_records"], 3);
     assert_eq!(named("stopped").len(), 1, "{text}");
 }
+
+#[test]
+fn serve_demo_opens_sqlite_log_in_data_dir() {
+    let folder = scratch_folder("demo_sqlite");
+    let mut child = StdCommand::new(env!("CARGO_BIN_EXE_twilio-token"))
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .env("RUST_LOG", "info")
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .env_remove("TWILIO_API_KEY")
+        .env_remove("TWILIO_API_SECRET")
+        .current_dir(&folder)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (sender, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut server = Server {
+        child,
+        lines,
+        stderr: Vec::new(),
+        address: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    server.address = server.wait_listening();
+
+    let listening: Value = server
+        .stderr
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|event| event["message"] == "listening")
+        .expect("listening event");
+    assert_eq!(listening["audit"], "sqlite twilio-token-data/audit.sqlite3");
+    let data = folder.join("twilio-token-data");
+    assert!(data.join("audit.sqlite3").exists(), "opened at start-up");
+
+    let (status, stdout, stderr) = audit(&data, &[]);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(stdout, "no audit records match\n");
+}

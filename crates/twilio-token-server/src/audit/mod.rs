@@ -330,8 +330,8 @@ pub struct AuditRecord {
     pub status: u16,
     /// The error code of a rejected request, such as `missing_credentials`.
     pub reason: Option<String>,
-    /// The identity the token was issued for, or the caller's own identity when the request
-    /// was rejected after authentication.
+    /// The identity the token was issued for. For a request rejected after authentication, the
+    /// identity it named when that is valid, or else the caller's own identity.
     pub identity: Option<String>,
     /// The authenticated party: an API key's name or a user name.
     pub subject: Option<String>,

@@ -10,6 +10,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, request::Parts};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use twilio_access_token::validate_identity;
 use utoipa::IntoParams;
 
 use crate::audit::{AuditRecord, Outcome};
@@ -108,7 +109,19 @@ async fn decide(state: &AppState, parts: &Parts, token_request: &TokenRequest) -
     );
     match issued {
         Ok(issued) => Ok((principal, issued)),
-        Err(error) => Err((Some(principal), error)),
+        Err(error) => {
+            // The audit record of a rejected request names the identity it asked for, when
+            // that identity is valid, so attempts to act for others show up.
+            let mut principal = principal;
+            if let Some(requested) = token_request
+                .identity
+                .as_deref()
+                .filter(|identity| validate_identity(identity).is_ok())
+            {
+                principal.identity = Some(requested.to_owned());
+            }
+            Err((Some(principal), error))
+        }
     }
 }
 
