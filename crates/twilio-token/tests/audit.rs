@@ -763,3 +763,36 @@ fn serve_demo_opens_sqlite_log_in_data_dir() {
     assert_eq!(status, 0, "{stderr}");
     assert_eq!(stdout, "no audit records match\n");
 }
+
+#[test]
+fn serve_unreachable_postgres_exits_2() {
+    let postgres = pg::Postgres::start("unreachable_serve");
+    let port = postgres.port();
+    drop(postgres);
+    let folder = scratch_folder("unreachable_serve");
+    let (_, block) = generate_key();
+    let config = write_config(
+        &folder,
+        &block,
+        &format!(
+            "sink = \"postgres\"\nurl = \"postgresql://postgres:hunter22@127.0.0.1:{port}/postgres\""
+        ),
+    );
+    let (status, stdout, stderr) = run(twilio_token()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("TWILIO_API_SECRET", SECRET)
+        .current_dir(&folder));
+    assert_eq!(status, 2, "{stderr}");
+    assert_eq!(stdout, "");
+    let expected_start = format!(
+        "error: failed to open the audit log (postgres \
+         postgresql://postgres:***@127.0.0.1:{port}/postgres): failed to connect: "
+    );
+    assert!(stderr.starts_with(&expected_start), "{stderr}");
+    assert!(
+        stderr.ends_with(": fix [audit] or the database, or set [audit] sink = \"off\"\n"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter22"), "{stderr}");
+}

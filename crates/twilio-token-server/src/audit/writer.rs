@@ -218,6 +218,8 @@ fn log_transition(
     outage: &mut Option<Outage>,
 ) {
     match (result, outage.as_mut()) {
+        // A failed start-up check or readiness probe is reported by its caller.
+        (Err(_), None) if records.is_empty() => {}
         (Err(error), None) => {
             let request_ids: Vec<&str> = records
                 .iter()
