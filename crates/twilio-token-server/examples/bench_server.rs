@@ -11,6 +11,10 @@
 //! token built once at start-up and returns `{"identity", "token"}`: no authentication, no
 //! policy, no middleware. The difference between the two is the cost of everything but minting.
 //!
+//! The full server writes no audit log unless `--audit-sqlite FILE`, `--audit-sqlite-normal FILE`
+//! (with `synchronous = "normal"`) or `--audit-postgres` is given. `--audit-postgres` takes the connection string from `BENCH_AUDIT_URL`, so a password
+//! never appears in the process list.
+//!
 //! Both listen on 127.0.0.1 only and stop on SIGINT or SIGTERM. Logs go to stderr through a
 //! `tracing-subscriber` fmt layer filtered by `RUST_LOG` (default `info`), as a deployment
 //! would run. The SIDs and the Twilio secret are fake placeholders.
@@ -41,17 +45,34 @@ const IDENTITY: &str = "bench-user";
 struct Options {
     port: u16,
     bare: bool,
+    /// The `[audit]` section of the full server.
+    audit: String,
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
         port: 8081,
         bare: false,
+        audit: "sink = \"off\"".to_owned(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--bare" => options.bare = true,
+            "--audit-sqlite" => {
+                let path = args.next().ok_or("--audit-sqlite needs a file")?;
+                options.audit = format!("sink = \"sqlite\"\npath = {path:?}");
+            }
+            "--audit-sqlite-normal" => {
+                let path = args.next().ok_or("--audit-sqlite-normal needs a file")?;
+                options.audit =
+                    format!("sink = \"sqlite\"\npath = {path:?}\nsynchronous = \"normal\"");
+            }
+            "--audit-postgres" => {
+                let url = std::env::var("BENCH_AUDIT_URL")
+                    .map_err(|_| "--audit-postgres needs BENCH_AUDIT_URL")?;
+                options.audit = format!("sink = \"postgres\"\nurl = {url:?}");
+            }
             "--port" => {
                 let value = args.next().ok_or("--port needs a port number")?;
                 options.port = value
@@ -60,7 +81,8 @@ fn parse_options() -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}: use --port N and --bare"
+                    "unknown argument {other:?}: use --port N, --bare, --audit-sqlite FILE, \
+                     --audit-sqlite-normal FILE and --audit-postgres"
                 ));
             }
         }
@@ -69,7 +91,7 @@ fn parse_options() -> Result<Options, String> {
 }
 
 /// Builds the full token server's state: one API key (stored as its hash) and one Chat rule.
-fn token_state(api_key: &str) -> Result<AppState, String> {
+fn token_state(api_key: &str, audit: &str) -> Result<AppState, String> {
     let text = format!(
         r#"
 [auth]
@@ -93,13 +115,19 @@ secret_env = "BENCH_TWILIO_SECRET"
 identities = ["bench-*"]
 ttl = 3600
 [policy.rules.grants.chat]
+
+[audit]
+{audit}
 "#,
         hash = hash_key(api_key)
     );
     let file = config::parse(&text).map_err(|error| error.to_string())?;
     let environment =
         Environment::from([("BENCH_TWILIO_SECRET".to_owned(), FAKE_SECRET.to_owned())]);
-    AppState::from_config(&file, &environment, Path::new(".")).map_err(|error| error.to_string())
+    let state = AppState::from_config(&file, &environment, Path::new("."))
+        .map_err(|error| error.to_string())?;
+    state.audit.start().map_err(|error| error.to_string())?;
+    Ok(state)
 }
 
 #[derive(Serialize)]
@@ -145,7 +173,10 @@ fn router(options: &Options) -> Result<Router, String> {
         .ok()
         .filter(|key| key.starts_with(KEY_PREFIX))
         .ok_or("BENCH_API_KEY must hold an API key starting with ttk_")?;
-    Ok(twilio_token_server::app(Arc::new(token_state(&api_key)?)))
+    Ok(twilio_token_server::app(Arc::new(token_state(
+        &api_key,
+        &options.audit,
+    )?)))
 }
 
 #[tokio::main]

@@ -1,7 +1,7 @@
 //! Configuration: one TOML file plus environment variables, validated once at start-up.
 //!
 //! The file's sections are `[server]`, `[auth]` (with `[auth.users]` and `[[auth.api_keys]]`),
-//! `[[profiles]]` (with `[[profiles.api_keys]]`) and `[[policy.rules]]`. The usual Twilio
+//! `[[profiles]]` (with `[[profiles.api_keys]]`), `[[policy.rules]]`, `[audit]` and `[log]`. The usual Twilio
 //! environment variables fill in the profile named `default`, so a Twilio quickstart's `.env`
 //! works unchanged.
 
@@ -62,6 +62,32 @@ pub struct FileConfig {
     /// `[policy]`.
     #[serde(default)]
     pub policy: PolicySection,
+    /// `[audit]`.
+    #[serde(default)]
+    pub audit: crate::audit::AuditSection,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[log]`: the format of the server's logs on stderr.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `plain` (one line of text per event) or `json` (one JSON object per line). Default
+    /// `plain`. The `--log-format` option of `serve` wins over it.
+    pub format: LogFormat,
+}
+
+/// The format of the server's logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Plain,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[server]`: listening, limits and browser rules.

@@ -55,6 +55,8 @@ pub enum ApiError {
     },
     /// 500: a bug or an unexpected failure; details are in the log.
     Internal,
+    /// 503: the audit record of the request could not be written, so no token was returned.
+    AuditUnavailable,
     /// 503: a dependency is unavailable; details are in the log.
     Unavailable {
         /// The unavailable service, in client terms.
@@ -86,7 +88,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::AuditUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -103,6 +107,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Internal => "internal_error",
             ApiError::Unavailable { .. } => "unavailable",
+            ApiError::AuditUnavailable => "audit_unavailable",
         }
     }
 
@@ -123,6 +128,9 @@ impl ApiError {
                 "the request body must be JSON with Content-Type: application/json".into()
             }
             ApiError::Internal => "internal error: the server log has the details".into(),
+            ApiError::AuditUnavailable => {
+                "the audit log cannot be written, so no token is issued: try again later".into()
+            }
         }
     }
 

@@ -138,6 +138,8 @@ pub struct Issued {
     pub profile: String,
     /// The grants issued, by request name.
     pub grants: Vec<&'static str>,
+    /// The token's `jti`.
+    pub jti: String,
 }
 
 /// Applies policy to a request and mints the token.
@@ -214,6 +216,7 @@ pub fn issue(
         },
         profile: profile.name.clone(),
         grants,
+        jti: format!("{}-{now}", profile.signing_key().0),
     })
 }
 

@@ -8,6 +8,7 @@
 //! [`auth::Principal`] into each request's extensions.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use twilio_access_token::{Clock, SystemClock};
 
+use crate::audit::{AuditLog, AuditTarget};
 use crate::auth::AuthProvider;
 use crate::auth::api_key::{ApiKey, ApiKeyProvider};
 use crate::auth::users::UsersProvider;
@@ -39,6 +40,8 @@ pub struct AppState {
     /// The built-in user store, when `users` is in `auth.order` and `[auth.users]` is set. It
     /// is also in `providers`.
     pub users: Option<Arc<UsersProvider>>,
+    /// The audit log. It opens on [`AuditLog::start`] or on the first token request.
+    pub audit: Arc<AuditLog>,
 }
 
 impl fmt::Debug for AppState {
@@ -53,6 +56,7 @@ impl fmt::Debug for AppState {
             .field("profiles", &self.profiles)
             .field("policy", &self.policy)
             .field("providers", &providers)
+            .field("audit", &self.audit)
             .finish_non_exhaustive()
     }
 }
@@ -140,6 +144,9 @@ impl AppState {
             }
         }
 
+        let audit_target = AuditTarget::from_section(&file.audit, &file.server.data_dir)?;
+        let audit = Arc::new(AuditLog::new(&audit_target, file.audit.fail_open));
+
         Ok(AppState {
             server: file.server.clone(),
             listen,
@@ -149,6 +156,7 @@ impl AppState {
             clock,
             tokens: Arc::default(),
             users,
+            audit,
         })
     }
 
@@ -161,6 +169,11 @@ impl AppState {
                 tracing::error!(%error, cause, "readiness check of the user database failed");
                 failures.push("users_database".to_owned());
             }
+        }
+        // Fails only while the log fails closed, because failing open still answers requests.
+        // The probe reconnects, so a replica that gets no requests can become ready again.
+        if self.audit.is_failing() && !self.audit.fail_open() && self.audit.probe().await.is_err() {
+            failures.push("audit_log".to_owned());
         }
         failures
     }

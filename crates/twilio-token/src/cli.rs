@@ -185,7 +185,25 @@ pub(crate) enum Command {
     /// Changes the server's user database directly, so it works while the server runs.
     /// Passwords are read from a prompt or stdin, never from an argument.
     Users(crate::users::UsersArgs),
+
+    /// Show the server's audit log: every token issued and every request rejected
+    ///
+    /// Reads the SQLite file in the data folder, or the PostgreSQL table that the
+    /// configuration's [audit] section names, and prints the newest records (oldest first)
+    /// as a table or as JSON. Records never contain tokens or secrets.
+    #[command(after_long_help = AUDIT_AFTER_HELP)]
+    Audit(crate::audit_cmd::AuditArgs),
 }
+
+const AUDIT_AFTER_HELP: &str = "\
+Examples:
+  twilio-token audit --identity alice --since 2h
+  twilio-token audit --config server.toml --outcome refused --json
+
+Exit status:
+  0  success, including when no record matches
+  2  usage or input error: an invalid option or time, an unreadable configuration, or a log
+     that cannot be opened";
 
 #[derive(Debug, Args)]
 pub(crate) struct MintArgs {
@@ -587,9 +605,9 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) allow_insecure: bool,
 
-    /// Log format on stderr
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Plain)]
-    pub(crate) log_format: LogFormat,
+    /// Log format on stderr, replacing log.format of the configuration [default: plain]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
 }
 
 /// The format of the logs `serve` writes.

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 use twilio_token_server::AppState;
+use twilio_token_server::audit::{SinkKind, mask_password};
 use twilio_token_server::config::{
-    ApiKeySection, Environment, FileConfig, GrantsSection, ProfileSection, ServerSection,
-    add_secret_variables, apply_environment, process_environment, read_file,
+    ApiKeySection, Environment, FileConfig, GrantsSection, LogFormat, ProfileSection,
+    ServerSection, add_secret_variables, apply_environment, process_environment, read_file,
 };
 use twilio_token_server::policy::Rule;
 
@@ -132,6 +133,8 @@ fn effective_configuration(file: &FileConfig, state: &AppState) -> Value {
         },
         "profiles": profiles,
         "policy": { "rules": rules },
+        "audit": audit_view(file),
+        "log": { "format": log_format_name(file.log.format) },
     });
     remove_nulls(&mut view);
     view
@@ -151,6 +154,25 @@ fn server_view(server: &ServerSection, state: &AppState) -> Value {
         "max_connections": server.max_connections,
         "demo_page": server.demo_page,
     })
+}
+
+/// Shows `[audit]` with any password in the connection string replaced by `***`.
+fn audit_view(file: &FileConfig) -> Value {
+    let audit = &file.audit;
+    json!({
+        "sink": audit.sink.as_str(),
+        "path": (audit.sink == SinkKind::Sqlite).then(|| audit.path.display().to_string()),
+        "url": audit.url.as_deref().map(mask_password),
+        "fail_open": audit.fail_open,
+        "synchronous": (audit.sink == SinkKind::Sqlite).then(|| audit.synchronous.as_str()),
+    })
+}
+
+fn log_format_name(format: LogFormat) -> &'static str {
+    match format {
+        LogFormat::Plain => "plain",
+        LogFormat::Json => "json",
+    }
 }
 
 fn api_key_view(key: &ApiKeySection) -> Value {

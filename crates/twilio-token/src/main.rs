@@ -6,6 +6,7 @@
 //! A closed stdout (a broken pipe) ends the program quietly with the status it would have had.
 
 mod api_key_cmd;
+mod audit_cmd;
 mod check;
 mod cli;
 mod config_cmd;
@@ -59,8 +60,16 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::ApiKey(ApiKeyCommand::Hash) => Outcome::success(api_key_cmd::hash()?),
         Command::Users(args) => users::run(&args)?,
+        Command::Audit(args) => Outcome::success(audit_cmd::run(&args, unix_now())?),
     };
     outcome.emit()
+}
+
+/// Returns the system clock's Unix time, or 0 before 1970.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// Writes the error and its causes to stderr on one line and returns exit status 2.

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
-use twilio_token_server::config::apply_demo;
+use twilio_token_server::config::{LogFormat as ConfigLogFormat, apply_demo};
 use twilio_token_server::{AppState, ConnectionLimits, app, run_with_limits};
 use zeroize::Zeroizing;
 
@@ -26,9 +26,12 @@ use crate::error::CliError;
 /// invalid `RUST_LOG` or a non-loopback address that needs `--allow-insecure`, and
 /// [`CliError::Serve`] when the address cannot be bound or the server fails.
 pub(crate) fn run(args: &ServeArgs) -> Result<(), CliError> {
-    init_logging(args.log_format)?;
-
     let mut loaded = config_cmd::load(args.config.as_deref())?;
+    init_logging(args.log_format.unwrap_or(match loaded.file.log.format {
+        ConfigLogFormat::Plain => LogFormat::Plain,
+        ConfigLogFormat::Json => LogFormat::Json,
+    }))?;
+
     if let Some(listen) = args.listen {
         loaded.file.server.listen = listen.to_string();
     }
@@ -47,6 +50,15 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), CliError> {
         }
     }
     check_exposure(&state, args)?;
+    // Before the runtime starts, because the PostgreSQL client blocks on a runtime of its own.
+    state.audit.start().map_err(|error| {
+        CliError::Input(format!(
+            "failed to open the audit log ({}): {}: fix [audit] or the database, or set \
+             [audit] sink = \"off\"",
+            state.audit.describe(),
+            error.message
+        ))
+    })?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -185,7 +197,13 @@ async fn serve(state: AppState, demo: bool) -> Result<(), CliError> {
             source,
         })?;
     let address = listener.local_addr().unwrap_or(state.listen);
-    tracing::info!(%address, "listening");
+    tracing::info!(
+        %address,
+        version = env!("CARGO_PKG_VERSION"),
+        audit = state.audit.describe(),
+        audit_fail_open = state.audit.fail_open(),
+        "listening"
+    );
 
     if let Some(demo_user) = &demo_user {
         write_banner(address, &state, demo_user);

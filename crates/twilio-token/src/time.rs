@@ -85,7 +85,7 @@ pub(crate) fn parse_leeway(text: &str) -> Result<u64, String> {
 
 /// Parses a duration such as `1m30s` into seconds. Each unit of `h`, `m` and `s` may appear
 /// once, largest first. Returns `None` for any other text, and saturates on overflow.
-fn parse_duration(text: &str) -> Option<u64> {
+pub(crate) fn parse_duration(text: &str) -> Option<u64> {
     const UNITS: [(char, u64); 3] = [('h', 3600), ('m', 60), ('s', 1)];
 
     if text.is_empty() {

@@ -8,6 +8,13 @@
 #   server  examples/bench_server.rs: the full token server, POST /token with an API key
 #   bare    examples/bench_server.rs --bare: axum, one route that mints a prebuilt token
 #   node    node/server.js: Express with twilio-node's AccessToken and a ChatGrant
+#   audit-sqlite    the full server with the SQLite audit log (WAL, synchronous=FULL) in
+#                   target/bench-server/audit.sqlite3
+#   audit-sqlite-normal  the same with synchronous = "normal" (no fsync per commit) in
+#                   target/bench-server/audit-normal.sqlite3
+#   audit-postgres  the full server with the PostgreSQL audit log, on a PostgreSQL server the
+#                   script starts from the Debian package's binaries (initdb into a temporary
+#                   folder, as the user nobody when run as root; fsync and synchronous_commit on)
 # Load: wrk with post.lua (a JSON body, and the API key as a bearer token, which `bare` and
 # `node` ignore),
 # BENCH_THREADS threads and BENCH_CONNECTIONS connections for BENCH_SECONDS, BENCH_RUNS times
@@ -25,7 +32,8 @@
 #   BENCH_RUNS         measured runs per server (default 3)
 #   BENCH_THREADS      wrk threads (default 2)
 #   BENCH_CONNECTIONS  wrk connections (default 64)
-#   BENCH_PORT         first of the three loopback ports (default 38081)
+#   BENCH_PORT         first of the six loopback ports (default 38081); PostgreSQL gets the
+#                      seventh
 #
 # Network: loopback only, apart from `npm ci` into node/node_modules when the lock file
 # changed. With the release build and node_modules in place it takes about 2 minutes.
@@ -59,6 +67,7 @@ started=$SECONDS
 step() { echo ">> $*" >&2; }
 
 pids=()
+pg_folder=""
 stop_servers() {
     for pid in "${pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
@@ -66,6 +75,10 @@ stop_servers() {
     for pid in "${pids[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
+    if [ -n "$pg_folder" ]; then
+        rm -rf "$pg_folder"
+        pg_folder=""
+    fi
 }
 trap stop_servers EXIT
 
@@ -89,14 +102,21 @@ BENCH_API_KEY="$(python3 -c 'import base64, secrets
 print("ttk_" + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode())')"
 export BENCH_API_KEY
 
-names=(server bare node)
+names=(server bare node audit-sqlite audit-sqlite-normal audit-postgres)
 declare -A port pid_of auth
 port[server]=$first_port
 port[bare]=$((first_port + 1))
 port[node]=$((first_port + 2))
+port[audit-sqlite]=$((first_port + 3))
+port[audit-sqlite-normal]=$((first_port + 4))
+port[audit-postgres]=$((first_port + 5))
+pg_port=$((first_port + 6))
 auth[server]="--auth"
 auth[bare]=""
 auth[node]=""
+auth[audit-sqlite]="--auth"
+auth[audit-sqlite-normal]="--auth"
+auth[audit-postgres]="--auth"
 
 for name in "${names[@]}"; do
     if python3 -c 'import socket, sys
@@ -107,7 +127,33 @@ sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "${por
     fi
 done
 
-step "starting servers on 127.0.0.1:${port[server]}-${port[node]}"
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+if [ ! -x "$pg_bin/initdb" ]; then
+    echo "error: PostgreSQL not found in /usr/lib/postgresql/*/bin; install it" \
+        "(apt-get install -y postgresql) and rerun" >&2
+    exit 1
+fi
+pg_folder="$(mktemp -d /tmp/twilio-token-bench-pg.XXXXXX)"
+as_pg=()
+if [ "$(id -u)" = 0 ]; then
+    chown nobody "$pg_folder"
+    as_pg=(setpriv --reuid nobody --regid nogroup --clear-groups --)
+fi
+step "starting PostgreSQL on 127.0.0.1:$pg_port"
+"${as_pg[@]}" "$pg_bin/initdb" -D "$pg_folder/data" -U postgres -A trust -E UTF8 --no-sync \
+    >"$out_dir/initdb.log" 2>&1
+"${as_pg[@]}" "$pg_bin/postgres" -D "$pg_folder/data" -p "$pg_port" -k "$pg_folder" \
+    -c listen_addresses=127.0.0.1 2>"$out_dir/postgres.log" &
+pids+=("$!")
+for _ in $(seq 100); do
+    if "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then
+        break
+    fi
+    sleep 0.2
+done
+export BENCH_AUDIT_URL="postgresql://postgres@127.0.0.1:$pg_port/postgres"
+
+step "starting servers on 127.0.0.1:${port[server]}-${port[audit-postgres]}"
 "$bench_server" --port "${port[server]}" 2>"$out_dir/server.log" &
 pid_of[server]=$!
 pids+=("${pid_of[server]}")
@@ -117,6 +163,19 @@ pids+=("${pid_of[bare]}")
 node "$bench_dir/node/server.js" "${port[node]}" 2>"$out_dir/node.log" &
 pid_of[node]=$!
 pids+=("${pid_of[node]}")
+rm -f "$out_dir"/audit.sqlite3* "$out_dir"/audit-normal.sqlite3*
+"$bench_server" --port "${port[audit-sqlite]}" --audit-sqlite "$out_dir/audit.sqlite3" \
+    2>"$out_dir/audit-sqlite.log" &
+pid_of[audit-sqlite]=$!
+pids+=("${pid_of[audit-sqlite]}")
+"$bench_server" --port "${port[audit-sqlite-normal]}" \
+    --audit-sqlite-normal "$out_dir/audit-normal.sqlite3" 2>"$out_dir/audit-sqlite-normal.log" &
+pid_of[audit-sqlite-normal]=$!
+pids+=("${pid_of[audit-sqlite-normal]}")
+"$bench_server" --port "${port[audit-postgres]}" --audit-postgres \
+    2>"$out_dir/audit-postgres.log" &
+pid_of[audit-postgres]=$!
+pids+=("${pid_of[audit-postgres]}")
 
 for name in "${names[@]}"; do
     url="http://127.0.0.1:${port[$name]}/token"
@@ -201,6 +260,9 @@ status=0
 python3 "$bench_dir/summarize.py" "$out_dir" "$(getconf CLK_TCK)" \
     "server=twilio-token-server, POST /token with API key" \
     "bare=bare axum route, fixed token minted per request" \
-    "node=Node reference (Express + twilio-node)" || status=$?
+    "node=Node reference (Express + twilio-node)" \
+    "audit-sqlite=twilio-token-server, SQLite audit log" \
+    "audit-sqlite-normal=twilio-token-server, SQLite audit log, synchronous normal" \
+    "audit-postgres=twilio-token-server, PostgreSQL audit log" || status=$?
 step "done in $((SECONDS - started)) s; raw output in $out_dir"
 exit "$status"

@@ -140,6 +140,14 @@ def main():
     for target, measured, met in targets:
         print(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
 
+    audited = [entry for entry in entries[3:] if entry[0].startswith("audit-")]
+    if audited:
+        print()
+        print(f"| Audit sink | req/s | share of {entries[0][1]} (same run) |")
+        print("|---|---|---|")
+        for _, label, result in audited:
+            print(f"| {label} | {result['rate']:,.0f} | {result['rate'] / server['rate']:.0%} |")
+
     failed = [label for _, label, result in entries if result["non_2xx"]]
     if failed:
         sys.stderr.write(f"non-2xx responses from: {', '.join(failed)}\n")

@@ -9,11 +9,13 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, request::Parts};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use twilio_access_token::validate_identity;
 use utoipa::IntoParams;
 
+use crate::audit::{AuditRecord, Outcome};
 use crate::auth::{AuthRequest, Principal};
 use crate::error::ApiError;
-use crate::issue::{TokenRequest, issue};
+use crate::issue::{Issued, TokenRequest, issue};
 use crate::state::AppState;
 
 /// Query parameters of `GET /token`, for clients written against Twilio's quickstart servers.
@@ -39,12 +41,13 @@ pub struct TokenQuery {
         (status = 200, description = "A token", body = crate::issue::TokenResponse),
         (status = 400, description = "Malformed request", body = crate::error_schema::ErrorResponse),
         (status = 401, description = "Not authenticated", body = crate::error_schema::ErrorResponse),
-        (status = 403, description = "Not allowed by policy", body = crate::error_schema::ErrorResponse)))]
+        (status = 403, description = "Not allowed by policy", body = crate::error_schema::ErrorResponse),
+        (status = 503, description = "The audit record could not be written", body = crate::error_schema::ErrorResponse)))]
 pub async fn get_token(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     let query = match parse_query(parts.uri.query().unwrap_or("")) {
         Ok(query) => query,
-        Err(error) => return error.into_response(),
+        Err(error) => return finish(&state, &parts, Err((None, error))).await,
     };
     let grants = query.grants.map(|grants| {
         grants
@@ -61,7 +64,8 @@ pub async fn get_token(State(state): State<Arc<AppState>>, request: Request) -> 
         room: query.room,
         identity: query.identity,
     };
-    respond(&state, &parts, &token_request).await
+    let decision = decide(&state, &parts, &token_request).await;
+    finish(&state, &parts, decision).await
 }
 
 /// Mints a token for the authenticated caller; parameters in a JSON body.
@@ -72,29 +76,27 @@ pub async fn get_token(State(state): State<Arc<AppState>>, request: Request) -> 
         (status = 401, description = "Not authenticated", body = crate::error_schema::ErrorResponse),
         (status = 403, description = "Not allowed by policy", body = crate::error_schema::ErrorResponse),
         (status = 413, description = "Body too large", body = crate::error_schema::ErrorResponse),
-        (status = 415, description = "Body not JSON", body = crate::error_schema::ErrorResponse)))]
+        (status = 415, description = "Body not JSON", body = crate::error_schema::ErrorResponse),
+        (status = 503, description = "The audit record could not be written", body = crate::error_schema::ErrorResponse)))]
 pub async fn post_token(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let token_request = match read_json_body(&parts, body, state.server.body_limit_bytes).await {
         Ok(request) => request,
-        Err(error) => return error.into_response(),
+        Err(error) => return finish(&state, &parts, Err((None, error))).await,
     };
-    respond(&state, &parts, &token_request).await
+    let decision = decide(&state, &parts, &token_request).await;
+    finish(&state, &parts, decision).await
 }
 
-async fn respond(state: &AppState, parts: &Parts, token_request: &TokenRequest) -> Response {
+/// The result of a token request: the caller and the token, or the error with the caller when
+/// authentication succeeded.
+type Decision = Result<(Principal, Issued), (Option<Principal>, ApiError)>;
+
+async fn decide(state: &AppState, parts: &Parts, token_request: &TokenRequest) -> Decision {
     let principal = match authenticate(state, parts).await {
         Ok(principal) => principal,
-        Err(error) => {
-            tracing::debug!(
-                request_id = crate::app::request_id(&parts.headers),
-                code = error.code(),
-                "token request not authenticated"
-            );
-            return error.into_response();
-        }
+        Err(error) => return Err((None, error)),
     };
-    let now = state.now();
     let issued = issue(
         &principal,
         token_request,
@@ -102,12 +104,38 @@ async fn respond(state: &AppState, parts: &Parts, token_request: &TokenRequest) 
         &state.profiles,
         &state.tokens,
         state.server.refresh_before_expiry,
-        now,
+        state.now(),
     );
     match issued {
-        Ok(issued) => {
+        Ok(issued) => Ok((principal, issued)),
+        Err(error) => {
+            // The audit record of a rejected request names the identity it asked for, when
+            // that identity is valid, so attempts to act for others show up.
+            let mut principal = principal;
+            if let Some(requested) = token_request
+                .identity
+                .as_deref()
+                .filter(|identity| validate_identity(identity).is_ok())
+            {
+                principal.identity = Some(requested.to_owned());
+            }
+            Err((Some(principal), error))
+        }
+    }
+}
+
+/// Logs the decision, writes its audit record, and returns the response. A token is returned
+/// only once its record is committed, unless the audit log is configured to fail open.
+async fn finish(state: &AppState, parts: &Parts, decision: Decision) -> Response {
+    let request_id = crate::app::request_id(&parts.headers);
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    let (record, response) = match decision {
+        Ok((principal, issued)) => {
             tracing::debug!(
-                request_id = crate::app::request_id(&parts.headers),
+                request_id,
                 method = principal.method,
                 subject = %principal.subject,
                 identity = %issued.response.identity,
@@ -116,26 +144,73 @@ async fn respond(state: &AppState, parts: &Parts, token_request: &TokenRequest) 
                 ttl = issued.response.ttl,
                 "token issued"
             );
-            (
+            let record = issued_record(request_id, peer, &principal, &issued);
+            let response = (
                 [
                     (CONTENT_TYPE, HeaderValue::from_static("application/json")),
                     (CACHE_CONTROL, HeaderValue::from_static("no-store")),
                 ],
                 issued.response.to_json(),
             )
-                .into_response()
+                .into_response();
+            (record, response)
         }
-        Err(error) => {
+        Err((principal, error)) => {
             tracing::debug!(
-                request_id = crate::app::request_id(&parts.headers),
-                method = principal.method,
-                subject = %principal.subject,
+                request_id,
+                method = principal.as_ref().map(|principal| principal.method),
+                subject = principal
+                    .as_ref()
+                    .map(|principal| principal.subject.as_str()),
                 code = error.code(),
                 "token request refused"
             );
-            error.into_response()
+            let mut record = AuditRecord::new(state.now(), request_id, peer);
+            record.status = error.status().as_u16();
+            record.reason = Some(error.code().to_owned());
+            if let Some(principal) = principal {
+                record.identity = principal.identity;
+                record.subject = Some(principal.subject);
+                record.auth_method = Some(principal.method.to_owned());
+            }
+            (record, error.into_response())
+        }
+    };
+
+    match state.audit.record(record).await {
+        Ok(()) => response,
+        Err(error) if state.audit.fail_open() => {
+            tracing::debug!(request_id, %error, "audit record not written, answering anyway");
+            response
+        }
+        Err(error) => {
+            tracing::debug!(request_id, %error, "audit record not written, answering 503");
+            ApiError::AuditUnavailable.into_response()
         }
     }
+}
+
+fn issued_record(
+    request_id: &str,
+    peer: Option<SocketAddr>,
+    principal: &Principal,
+    issued: &Issued,
+) -> AuditRecord {
+    let mut record = AuditRecord::new(issued.response.server_time, request_id, peer);
+    record.outcome = Outcome::Issued;
+    record.status = 200;
+    record.identity = Some(issued.response.identity.clone());
+    record.subject = Some(principal.subject.clone());
+    record.auth_method = Some(principal.method.to_owned());
+    record.profile = Some(issued.profile.clone());
+    record.grants = issued
+        .grants
+        .iter()
+        .map(|&grant| grant.to_owned())
+        .collect();
+    record.ttl = Some(issued.response.ttl);
+    record.jti = Some(issued.jti.clone());
+    record
 }
 
 /// Runs the providers in order until one recognises the request's credentials.

@@ -151,7 +151,11 @@ pub(crate) fn environment() -> Environment {
 
 /// Builds the state from configuration text, panicking with the configuration error.
 pub(crate) fn state_from(text: &str) -> AppState {
-    let file = config::parse(text).unwrap_or_else(|error| panic!("test TOML parses: {error}"));
+    let mut file = config::parse(text).unwrap_or_else(|error| panic!("test TOML parses: {error}"));
+    // Tests that do not configure the audit log do not write one into the source tree.
+    if !text.contains("[audit]") {
+        file.audit.sink = twilio_token_server::audit::SinkKind::Off;
+    }
     AppState::from_config(&file, &environment(), Path::new("."))
         .unwrap_or_else(|error| panic!("test configuration is valid: {error}"))
 }
