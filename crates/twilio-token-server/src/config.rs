@@ -62,6 +62,15 @@ pub struct FileConfig {
     /// `[policy]`.
     #[serde(default)]
     pub policy: PolicySection,
+    /// `[rate_limit]`: limits per identity and per client address. Absent: no limit.
+    #[serde(default)]
+    pub rate_limit: Option<crate::rate_limit::RateLimitSection>,
+    /// `[revocation]`: deny lists by identity and `jti`. Absent: none is read.
+    #[serde(default)]
+    pub revocation: Option<crate::revocation::RevocationSection>,
+    /// `[metrics]`: where `GET /metrics` is served.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsSection,
 }
 
 /// `[server]`: listening, limits and browser rules.

@@ -14,7 +14,10 @@ use crate::config::{
     ConfigError, Environment, FileConfig, Profile, ServerSection, build_profile, parse_listen,
 };
 use crate::issue::TokenCache;
+use crate::metrics::{Metrics, MetricsSection};
 use crate::policy::Policy;
+use crate::rate_limit::RateLimits;
+use crate::revocation::Revocations;
 
 /// Everything a request handler needs, built once from the configuration.
 #[derive(Clone)]
@@ -36,6 +39,14 @@ pub struct AppState {
     /// The built-in user store, when `users` is in `auth.order` and `[auth.users]` is set. It
     /// is also in `providers`.
     pub users: Option<Arc<UsersProvider>>,
+    /// The server's metrics. A reload keeps them.
+    pub metrics: Arc<Metrics>,
+    /// The rate limits of `[rate_limit]`, when configured.
+    pub rate_limits: Option<Arc<RateLimits>>,
+    /// The deny lists of `[revocation]`, when configured.
+    pub revocations: Option<Arc<Revocations>>,
+    /// The `[metrics]` settings.
+    pub metrics_config: MetricsSection,
 }
 
 impl fmt::Debug for AppState {
@@ -67,6 +78,32 @@ impl AppState {
         file: &FileConfig,
         environment: &Environment,
         base_dir: &std::path::Path,
+    ) -> Result<Self, ConfigError> {
+        Self::build(file, environment, base_dir, None)
+    }
+
+    /// Validates a new configuration for a reload of the server running with `self`.
+    ///
+    /// The new state keeps `self`'s metrics, and its rate limit budgets and revocation lists
+    /// when their sections did not change.
+    ///
+    /// # Errors
+    ///
+    /// Returns the first [`ConfigError`], as [`AppState::from_config`] does.
+    pub fn reconfigure(
+        &self,
+        file: &FileConfig,
+        environment: &Environment,
+        base_dir: &std::path::Path,
+    ) -> Result<Self, ConfigError> {
+        Self::build(file, environment, base_dir, Some(self))
+    }
+
+    fn build(
+        file: &FileConfig,
+        environment: &Environment,
+        base_dir: &std::path::Path,
+        previous: Option<&AppState>,
     ) -> Result<Self, ConfigError> {
         let listen = parse_listen(&file.server.listen)?;
         check_server(&file.server)?;
@@ -137,6 +174,40 @@ impl AppState {
             }
         }
 
+        let metrics = previous.map_or_else(Arc::default, |previous| Arc::clone(&previous.metrics));
+        let rate_limits = match &file.rate_limit {
+            None => None,
+            Some(section) => Some(
+                match previous
+                    .and_then(|previous| previous.rate_limits.as_ref())
+                    .filter(|limits| limits.section() == section)
+                {
+                    Some(limits) => Arc::clone(limits),
+                    None => Arc::new(RateLimits::from_config(section, Arc::clone(&metrics))?),
+                },
+            ),
+        };
+        let revocations = match &file.revocation {
+            None => None,
+            Some(section) => Some(
+                match previous
+                    .and_then(|previous| previous.revocations.as_ref())
+                    .filter(|revocations| revocations.same_config(section, &file.server.data_dir))
+                {
+                    Some(revocations) => Arc::clone(revocations),
+                    None => Arc::new(Revocations::from_config(
+                        section,
+                        &file.server.data_dir,
+                        Arc::clone(&metrics),
+                    )?),
+                },
+            ),
+        };
+        if let Some(listen) = &file.metrics.listen {
+            parse_listen(listen)
+                .map_err(|error| ConfigError::new("metrics.listen", error.message))?;
+        }
+
         Ok(AppState {
             server: file.server.clone(),
             listen,
@@ -146,6 +217,10 @@ impl AppState {
             clock,
             tokens: Arc::default(),
             users,
+            metrics,
+            rate_limits,
+            revocations,
+            metrics_config: file.metrics.clone(),
         })
     }
 

@@ -185,6 +185,12 @@ pub(crate) enum Command {
     /// Changes the server's user database directly, so it works while the server runs.
     /// Passwords are read from a prompt or stdin, never from an argument.
     Users(crate::users::UsersArgs),
+
+    /// Revoke tokens by identity or jti, and list or remove revocations
+    ///
+    /// Writes the deny lists of the configuration's [revocation] store, which running servers
+    /// read within refresh_secs.
+    Revoke(crate::revoke::RevokeArgs),
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ mod input;
 mod keys;
 mod mint;
 mod output;
+mod revoke;
 mod serve;
 mod time;
 mod users;
@@ -59,6 +60,7 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::ApiKey(ApiKeyCommand::Hash) => Outcome::success(api_key_cmd::hash()?),
         Command::Users(args) => users::run(&args)?,
+        Command::Revoke(args) => revoke::run(&args)?,
     };
     outcome.emit()
 }

@@ -6,12 +6,19 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::path::PathBuf;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
-use twilio_token_server::config::apply_demo;
-use twilio_token_server::{AppState, app, run as serve_router};
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use twilio_token_server::config::{ConfigError, apply_demo};
+use twilio_token_server::metrics::Metrics;
+use twilio_token_server::reload::Reloader;
+use twilio_token_server::routes::metrics::metrics_router;
+use twilio_token_server::{AppState, ConnectionLimits, run as serve_router, run_reloadable};
 use zeroize::Zeroizing;
 
 use crate::cli::{LogFormat, ServeArgs};
@@ -28,24 +35,12 @@ use crate::error::CliError;
 pub(crate) fn run(args: &ServeArgs) -> Result<(), CliError> {
     init_logging(args.log_format)?;
 
-    let mut loaded = config_cmd::load(args.config.as_deref())?;
-    if let Some(listen) = args.listen {
-        loaded.file.server.listen = listen.to_string();
-    }
-    let demo = args
-        .demo
-        .then(|| apply_demo(&mut loaded.file, &mut loaded.environment));
-
-    let mut state = AppState::from_config(&loaded.file, &loaded.environment, &loaded.base_dir)?;
-    drop(loaded.environment);
-    if let Some(name) = demo
-        .as_ref()
-        .and_then(|demo| demo.placeholder_profile.as_ref())
-    {
-        if let Some(profile) = state.profiles.get_mut(name) {
-            profile.placeholder = true;
-        }
-    }
+    let source = ConfigSource {
+        config: args.config.clone(),
+        listen: args.listen,
+        demo: args.demo,
+    };
+    let state = source.load(None)?;
     check_exposure(&state, args)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -55,7 +50,46 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), CliError> {
             what: "failed to start the async runtime".to_owned(),
             source,
         })?;
-    runtime.block_on(serve(state, args.demo))
+    runtime.block_on(serve(state, source))
+}
+
+/// Where the configuration comes from, kept to load it again on a reload.
+#[derive(Debug, Clone)]
+struct ConfigSource {
+    config: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    demo: bool,
+}
+
+impl ConfigSource {
+    /// Reads the file and the environment and builds the state, for the start (`previous` is
+    /// `None`) or for a reload of the server running with `previous`.
+    fn load(&self, previous: Option<&AppState>) -> Result<AppState, CliError> {
+        let mut loaded = config_cmd::load(self.config.as_deref())?;
+        if let Some(listen) = self.listen {
+            loaded.file.server.listen = listen.to_string();
+        }
+        let demo = self
+            .demo
+            .then(|| apply_demo(&mut loaded.file, &mut loaded.environment));
+
+        let mut state = match previous {
+            None => AppState::from_config(&loaded.file, &loaded.environment, &loaded.base_dir)?,
+            Some(previous) => {
+                previous.reconfigure(&loaded.file, &loaded.environment, &loaded.base_dir)?
+            }
+        };
+        drop(loaded.environment);
+        if let Some(name) = demo
+            .as_ref()
+            .and_then(|demo| demo.placeholder_profile.as_ref())
+        {
+            if let Some(profile) = state.profiles.get_mut(name) {
+                profile.placeholder = true;
+            }
+        }
+        Ok(state)
+    }
 }
 
 /// The state of the demo user on this start. Never `Debug`, because a variant contains a
@@ -165,8 +199,8 @@ fn check_exposure(state: &AppState, args: &ServeArgs) -> Result<(), CliError> {
 }
 
 /// Binds the listener, prints the demo banner when `demo` is set, and serves until stopped.
-async fn serve(state: AppState, demo: bool) -> Result<(), CliError> {
-    let demo_user = if demo {
+async fn serve(state: AppState, source: ConfigSource) -> Result<(), CliError> {
+    let demo_user = if source.demo {
         Some(ensure_demo_user(&state).await?)
     } else {
         None
@@ -193,14 +227,64 @@ async fn serve(state: AppState, demo: bool) -> Result<(), CliError> {
     drop(demo_user);
 
     let grace = Duration::from_secs(state.server.shutdown_grace_secs);
-    serve_until_stopped(listener, Arc::new(state), signals, grace).await
+    let metrics_listen = state
+        .metrics_config
+        .enabled
+        .then(|| state.metrics_config.listen.clone())
+        .flatten();
+    let metrics = Arc::clone(&state.metrics);
+    let watched = source.config.clone();
+    let reloader = Reloader::new(Arc::new(state), move |previous| {
+        source.load(Some(previous)).map_err(|error| match error {
+            CliError::Config(error) => error,
+            other => ConfigError {
+                key: "configuration".to_owned(),
+                message: other.to_string(),
+            },
+        })
+    });
+    reloader
+        .watch(watched, CONFIG_POLL)
+        .map_err(|source| CliError::Serve {
+            what: "failed to listen for SIGHUP".to_owned(),
+            source,
+        })?;
+    if let Some(listen) = metrics_listen {
+        serve_metrics(&listen, metrics).await?;
+    }
+    serve_until_stopped(listener, reloader.routers(), signals, grace).await
+}
+
+/// How often the configuration file is checked for changes.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// Serves `GET /metrics` on its own listener until the process ends.
+async fn serve_metrics(listen: &str, metrics: Arc<Metrics>) -> Result<(), CliError> {
+    let address: SocketAddr = listen
+        .parse()
+        .map_err(|_| CliError::Input(format!("metrics.listen {listen:?} is not an address")))?;
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| CliError::Serve {
+            what: format!("failed to listen on {address} for metrics"),
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(address);
+    tracing::info!(address = %bound, "metrics listening");
+    tokio::spawn(async move {
+        let router = metrics_router(metrics);
+        if let Err(error) = serve_router(listener, router, std::future::pending()).await {
+            tracing::error!(%error, "the metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 /// Serves until SIGINT or SIGTERM, then gives requests in flight `grace` to finish. The end of
 /// the grace period, or a second signal, stops them at once.
 async fn serve_until_stopped(
     listener: TcpListener,
-    state: Arc<AppState>,
+    routers: Arc<ArcSwap<Router>>,
     mut signals: StopSignals,
     grace: Duration,
 ) -> Result<(), CliError> {
@@ -212,7 +296,12 @@ async fn serve_until_stopped(
         tracing::info!("{name} received, shutting down");
         let _ = signalled.send(signals);
     };
-    let mut server = pin!(serve_router(listener, app(state), shutdown));
+    let mut server = pin!(run_reloadable(
+        listener,
+        routers,
+        shutdown,
+        ConnectionLimits::default()
+    ));
 
     // The grace period starts at the signal, not at start-up. The signal is checked first
     // because the server finishes soon after it when no request is in flight.

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod login;
+pub mod metrics;
 pub mod openapi;
 pub mod token;
 
@@ -15,4 +16,5 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     ("POST", "/login"),
     ("POST", "/logout"),
+    ("GET", "/metrics"),
 ];

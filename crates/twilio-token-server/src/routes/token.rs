@@ -40,7 +40,8 @@ pub struct TokenQuery {
         (status = 200, description = "A token", body = crate::issue::TokenResponse),
         (status = 400, description = "Malformed request", body = crate::error_schema::ErrorResponse),
         (status = 401, description = "Not authenticated", body = crate::error_schema::ErrorResponse),
-        (status = 403, description = "Not allowed by policy", body = crate::error_schema::ErrorResponse)))]
+        (status = 403, description = "Not allowed by policy, or the identity is revoked", body = crate::error_schema::ErrorResponse),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::error_schema::ErrorResponse)))]
 pub async fn get_token(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     let query = match parse_query(parts.uri.query().unwrap_or("")) {
@@ -73,7 +74,8 @@ pub async fn get_token(State(state): State<Arc<AppState>>, request: Request) -> 
         (status = 401, description = "Not authenticated", body = crate::error_schema::ErrorResponse),
         (status = 403, description = "Not allowed by policy", body = crate::error_schema::ErrorResponse),
         (status = 413, description = "Body too large", body = crate::error_schema::ErrorResponse),
-        (status = 415, description = "Body not JSON", body = crate::error_schema::ErrorResponse)))]
+        (status = 415, description = "Body not JSON", body = crate::error_schema::ErrorResponse),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::error_schema::ErrorResponse)))]
 pub async fn post_token(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let token_request = match read_json_body(&parts, body, state.server.body_limit_bytes).await {
@@ -84,6 +86,24 @@ pub async fn post_token(State(state): State<Arc<AppState>>, request: Request) ->
 }
 
 async fn respond(state: &AppState, parts: &Parts, token_request: &TokenRequest) -> Response {
+    let started = std::time::Instant::now();
+    let response = respond_checked(state, parts, token_request).await;
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe_request("token", status, started.elapsed());
+    response
+}
+
+async fn respond_checked(
+    state: &AppState,
+    parts: &Parts,
+    token_request: &TokenRequest,
+) -> Response {
+    if let Err(error) = crate::guard::before_authentication(state, parts).await {
+        state.metrics.refused(error.code());
+        return error.into_response();
+    }
     let principal = match authenticate(state, parts).await {
         Ok(principal) => principal,
         Err(error) => {
@@ -96,6 +116,17 @@ async fn respond(state: &AppState, parts: &Parts, token_request: &TokenRequest) 
         }
     };
     let now = state.now();
+    if let Err(error) = crate::guard::before_issue(state, &principal, token_request, now).await {
+        tracing::debug!(
+            request_id = crate::app::request_id(&parts.headers),
+            method = principal.method,
+            subject = %principal.subject,
+            code = error.code(),
+            "token request refused"
+        );
+        state.metrics.refused(error.code());
+        return error.into_response();
+    }
     let issued = issue(
         &principal,
         token_request,
@@ -117,6 +148,7 @@ async fn respond(state: &AppState, parts: &Parts, token_request: &TokenRequest) 
                 ttl = issued.response.ttl,
                 "token issued"
             );
+            state.metrics.token_issued(&issued.profile, &issued.grants);
             let mut response = Json(issued.response).into_response();
             response
                 .headers_mut()
@@ -131,6 +163,7 @@ async fn respond(state: &AppState, parts: &Parts, token_request: &TokenRequest) 
                 code = error.code(),
                 "token request refused"
             );
+            state.metrics.refused(error.code());
             error.into_response()
         }
     }
@@ -149,10 +182,16 @@ pub(crate) async fn authenticate(state: &AppState, parts: &Parts) -> Result<Prin
         extensions: &parts.extensions,
     };
     for provider in &state.providers {
-        if let Some(principal) = provider.authenticate(&auth_request).await? {
-            return Ok(principal);
+        match provider.authenticate(&auth_request).await {
+            Ok(Some(principal)) => return Ok(principal),
+            Ok(None) => {}
+            Err(error) => {
+                state.metrics.auth_failure(provider.name(), error.code());
+                return Err(error);
+            }
         }
     }
+    state.metrics.auth_failure("none", "missing_credentials");
     Err(ApiError::unauthorized(
         "missing_credentials",
         "no credentials were found: send an API key as Authorization: Bearer, or sign in first",
