@@ -12,7 +12,7 @@ use crate::config::ConfigError;
 use crate::metrics::Metrics;
 
 /// How long one Redis call may take before it counts as failed.
-pub(crate) const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How long the server waits after a failed call before it tries Redis again. Requests in
 /// between take the fallback path at once instead of each waiting for a timeout.
@@ -121,6 +121,37 @@ impl RedisConn {
         }
     }
 
+    /// Runs `op` on a connection, within [`CALL_TIMEOUT`], recording the outcome. A call that
+    /// fails on a broken connection is tried once more, because the first failure is what
+    /// makes the connection reconnect, such as after Redis restarted.
+    ///
+    /// Returns `None` when Redis is down and no retry is due, or when the call failed.
+    pub(crate) async fn call<T, F, Fut>(&self, op: F) -> Option<T>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let connection = self.connection()?;
+        let mut result = attempt(op(connection.clone())).await;
+        if let Err(CallError::Redis(error)) = &result
+            && (error.is_io_error()
+                || error.is_connection_dropped()
+                || error.is_connection_refusal())
+        {
+            result = attempt(op(connection)).await;
+        }
+        match result {
+            Ok(value) => {
+                self.succeeded();
+                Some(value)
+            }
+            Err(error) => {
+                self.failed(&error);
+                None
+            }
+        }
+    }
+
     /// Records a failed call: counts it, and logs it when it starts an outage.
     pub(crate) fn failed(&self, error: &dyn fmt::Display) {
         self.metrics.redis_error(self.used_for);
@@ -148,6 +179,27 @@ impl RedisConn {
     /// True while Redis is considered down.
     pub(crate) fn is_down(&self) -> bool {
         self.down.load(Ordering::Acquire)
+    }
+}
+
+enum CallError {
+    Redis(redis::RedisError),
+    Timeout,
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Redis(error) => error.fmt(f),
+            CallError::Timeout => write!(f, "no answer within {} ms", CALL_TIMEOUT.as_millis()),
+        }
+    }
+}
+
+async fn attempt<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, CallError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(result) => result.map_err(CallError::Redis),
+        Err(_) => Err(CallError::Timeout),
     }
 }
 

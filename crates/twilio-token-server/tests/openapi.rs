@@ -143,10 +143,13 @@ async fn token_responses_documented() {
     let statuses = |list: &[&str]| -> BTreeSet<String> {
         list.iter().map(|status| (*status).to_owned()).collect()
     };
-    assert_eq!(documented("get"), statuses(&["200", "400", "401", "403"]));
+    assert_eq!(
+        documented("get"),
+        statuses(&["200", "400", "401", "403", "429"])
+    );
     assert_eq!(
         documented("post"),
-        statuses(&["200", "400", "401", "403", "413", "415"])
+        statuses(&["200", "400", "401", "403", "413", "415", "429"])
     );
 }
 

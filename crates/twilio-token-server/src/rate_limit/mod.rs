@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::redis_conn::{RedisConn, parse_url};
 
 use self::local::LocalLimiter;
-use self::redis::{RedisLimiter, RedisUnavailable};
+use self::redis::RedisLimiter;
 
 /// Largest `burst` accepted.
 const MAX_BURST: u32 = 1_000_000;
@@ -404,8 +404,8 @@ impl RateLimits {
             Backend::Redis { limiter, on_error } => (limiter, *on_error),
         };
         match limiter.check(scope, key, rule).await {
-            Ok(decision) => Ok(decision),
-            Err(RedisUnavailable::Skipped | RedisUnavailable::Failed) => {
+            Some(decision) => Ok(decision),
+            None => {
                 self.metrics.rate_limit_fallback(on_error.name());
                 match on_error {
                     RedisFailurePolicy::Local => Ok(local()),

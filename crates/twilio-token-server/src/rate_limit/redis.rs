@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::Script;
 
 use super::{Decision, LimitRule};
-use crate::redis_conn::{CALL_TIMEOUT, RedisConn};
+use crate::redis_conn::RedisConn;
 
 /// KEYS[1]: the limit's key. ARGV[1]: microseconds between two requests at the sustained rate.
 /// ARGV[2]: the burst. Returns {1, 0} when allowed, {0, wait in microseconds} when not.
@@ -37,15 +37,6 @@ pub(crate) struct RedisLimiter {
     prefix: String,
 }
 
-/// Why a Redis decision could not be made.
-#[derive(Debug)]
-pub(crate) enum RedisUnavailable {
-    /// Redis is down and no retry is due yet.
-    Skipped,
-    /// The call failed now.
-    Failed,
-}
-
 impl RedisLimiter {
     pub(crate) fn new(conn: RedisConn, prefix: &str) -> Self {
         RedisLimiter {
@@ -55,41 +46,26 @@ impl RedisLimiter {
         }
     }
 
-    /// Takes one request from the budget of `key` in `scope`.
-    pub(crate) async fn check(
-        &self,
-        scope: &str,
-        key: &str,
-        rule: LimitRule,
-    ) -> Result<Decision, RedisUnavailable> {
-        let Some(mut connection) = self.conn.connection() else {
-            return Err(RedisUnavailable::Skipped);
-        };
+    /// Takes one request from the budget of `key` in `scope`, or returns `None` when Redis
+    /// cannot decide.
+    pub(crate) async fn check(&self, scope: &str, key: &str, rule: LimitRule) -> Option<Decision> {
         let interval_us = u64::try_from(rule.interval().as_micros()).unwrap_or(u64::MAX);
         let redis_key = format!("{}:rl:{scope}:{key}", self.prefix);
         let mut invocation = self.script.key(redis_key);
         invocation.arg(interval_us).arg(rule.burst);
-        let call = invocation.invoke_async::<(i64, i64)>(&mut connection);
-        let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(result) => result.map_err(|error| error.to_string()),
-            Err(_) => Err(format!("no answer within {} ms", CALL_TIMEOUT.as_millis())),
-        };
-        match result {
-            Ok((allowed, wait_us)) => {
-                self.conn.succeeded();
-                if allowed == 1 {
-                    Ok(Decision::Allow)
-                } else {
-                    let wait = u64::try_from(wait_us).unwrap_or(0);
-                    Ok(Decision::Deny {
-                        retry_after: Duration::from_micros(wait),
-                    })
-                }
-            }
-            Err(error) => {
-                self.conn.failed(&error);
-                Err(RedisUnavailable::Failed)
-            }
+        let invocation = &invocation;
+        let (allowed, wait_us) = self
+            .conn
+            .call(|mut connection| async move {
+                invocation.invoke_async::<(i64, i64)>(&mut connection).await
+            })
+            .await?;
+        if allowed == 1 {
+            Some(Decision::Allow)
+        } else {
+            Some(Decision::Deny {
+                retry_after: Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)),
+            })
         }
     }
 }

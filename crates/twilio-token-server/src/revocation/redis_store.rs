@@ -10,7 +10,7 @@ use std::fmt;
 use redis::AsyncCommands as _;
 
 use super::{IdentityEntry, RevocationError, RevocationList};
-use crate::redis_conn::{CALL_TIMEOUT, RedisConn};
+use crate::redis_conn::RedisConn;
 
 /// The deny lists in Redis.
 pub struct RedisRevocations {
@@ -38,27 +38,16 @@ impl RedisRevocations {
 
     async fn call<T, F, Fut>(&self, action: &'static str, task: F) -> Result<T, RevocationError>
     where
-        F: FnOnce(redis::aio::ConnectionManager) -> Fut,
+        F: Fn(redis::aio::ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let failed = |cause: String| RevocationError::Store { action, cause };
-        let Some(connection) = self.conn.connection() else {
-            return Err(failed("redis did not answer a moment ago".into()));
-        };
-        let result = match tokio::time::timeout(CALL_TIMEOUT, task(connection)).await {
-            Ok(result) => result.map_err(|error| error.to_string()),
-            Err(_) => Err(format!("no answer within {} ms", CALL_TIMEOUT.as_millis())),
-        };
-        match result {
-            Ok(value) => {
-                self.conn.succeeded();
-                Ok(value)
-            }
-            Err(cause) => {
-                self.conn.failed(&cause);
-                Err(failed(cause))
-            }
-        }
+        self.conn
+            .call(task)
+            .await
+            .ok_or_else(|| RevocationError::Store {
+                action,
+                cause: "redis does not answer".into(),
+            })
     }
 
     pub(super) async fn revoke_identity(
@@ -69,7 +58,7 @@ impl RedisRevocations {
         let before = entry
             .before
             .map_or_else(|| "-".to_owned(), |before| before.to_string());
-        let value = format!("{before}:{}", entry.revoked_at);
+        let value = &format!("{before}:{}", entry.revoked_at);
         self.call("writing the identity entry", |mut connection| async move {
             connection
                 .hset::<_, _, _, ()>(&self.identities_key, identity, value)
