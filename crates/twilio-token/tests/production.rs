@@ -487,3 +487,36 @@ fn sigterm_under_load_finishes_requests_in_flight() {
     );
     assert_eq!(server.count("stopped"), 1, "{}", server.text());
 }
+
+#[test]
+fn revoke_command_stops_new_tokens_of_running_server() {
+    let folder = scratch_folder("revoke");
+    let (key, block) = generate_key();
+    let config = folder.join("config.toml");
+    let extra = "[revocation]\nrefresh_secs = 1\n";
+    std::fs::write(&config, config_text(&block, API_KEY_SID, extra)).expect("written");
+    let server = Server::start(&folder, &config);
+    let address = server.address();
+    let before = post_token(address, &key).expect("answer");
+
+    let (status, _, stderr) = run(twilio_token()
+        .current_dir(&folder)
+        .args(["revoke", "identity", "alice", "--config"])
+        .arg(&config));
+    assert_eq!(status, 0, "{stderr}");
+    thread::sleep(Duration::from_millis(2200));
+    let after = post_token(address, &key).expect("answer");
+    let (status, _, stderr) = run(twilio_token()
+        .current_dir(&folder)
+        .args(["revoke", "remove", "identity", "alice", "--config"])
+        .arg(&config));
+    assert_eq!(status, 0, "{stderr}");
+    thread::sleep(Duration::from_millis(2200));
+    let lifted = post_token(address, &key).expect("answer");
+
+    assert_eq!(before.0, 200, "{}", before.1);
+    assert_eq!(after.0, 403, "{}", after.1);
+    let body: Value = serde_json::from_str(&after.1).expect("JSON");
+    assert_eq!(body["error"]["code"], "identity_revoked");
+    assert_eq!(lifted.0, 200, "{}", lifted.1);
+}
