@@ -1,6 +1,10 @@
 //! The built `serve` binary under load: two replicas sharing one Redis budget, Redis stopped
 //! and restarted, configuration reloads by SIGHUP and by a file change, and SIGTERM. Every
 //! server and Redis runs on 127.0.0.1 and a free port.
+#![allow(
+    clippy::print_stdout,
+    reason = "each load test prints its counts, shown with --nocapture"
+)]
 
 mod common;
 #[path = "../../twilio-token-server/tests/redis_server/mod.rs"]

@@ -206,7 +206,7 @@ impl Network {
 enum Backend {
     Memory,
     Redis {
-        limiter: RedisLimiter,
+        limiter: Box<RedisLimiter>,
         on_error: RedisFailurePolicy,
     },
 }
@@ -295,7 +295,7 @@ impl RateLimits {
                     Arc::clone(&metrics),
                 );
                 Backend::Redis {
-                    limiter: RedisLimiter::new(conn, &section.key_prefix),
+                    limiter: Box::new(RedisLimiter::new(conn, &section.key_prefix)),
                     on_error: section.on_redis_error,
                 }
             }

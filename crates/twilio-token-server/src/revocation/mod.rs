@@ -175,7 +175,7 @@ pub enum RevocationStore {
     /// A SQLite file.
     Sqlite(SqliteRevocations),
     /// Redis.
-    Redis(RedisRevocations),
+    Redis(Box<RedisRevocations>),
 }
 
 impl RevocationStore {
@@ -234,10 +234,10 @@ impl RevocationStore {
                     "the last revocation list read is kept",
                     metrics,
                 );
-                Ok(RevocationStore::Redis(RedisRevocations::new(
+                Ok(RevocationStore::Redis(Box::new(RedisRevocations::new(
                     conn,
                     &section.key_prefix,
-                )))
+                ))))
             }
         }
     }
