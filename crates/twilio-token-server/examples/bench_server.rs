@@ -11,6 +11,10 @@
 //! token built once at start-up and returns `{"identity", "token"}`: no authentication, no
 //! policy, no middleware. The difference between the two is the cost of everything but minting.
 //!
+//! With `--limits memory` or `--limits redis://HOST:PORT/0` the full server also checks rate
+//! limits per identity and per client, in process or in Redis, with a budget the load never
+//! uses up.
+//!
 //! Both listen on 127.0.0.1 only and stop on SIGINT or SIGTERM. Logs go to stderr through a
 //! `tracing-subscriber` fmt layer filtered by `RUST_LOG` (default `info`), as a deployment
 //! would run. The SIDs and the Twilio secret are fake placeholders.
@@ -37,21 +41,32 @@ const CHAT_SERVICE_SID: &str = "IS00000000000000000000000000000001";
 /// A fake Twilio API key secret; the bench needs no real account.
 const FAKE_SECRET: &str = "FAKEsecretDoNotUse0123456789abcd";
 const IDENTITY: &str = "bench-user";
+/// Limits with a budget far above what the load test sends.
+const LIMITS: &str = "[rate_limit]\nper_identity = { burst = 1000000, per_minute = 6000000 }\n\
+                      per_client = { burst = 1000000, per_minute = 6000000 }\n";
 
 struct Options {
     port: u16,
     bare: bool,
+    /// `--limits memory` or `--limits redis://…`: rate limits per identity and per client with
+    /// a budget the load never exhausts, so every request pays for the checks and none is
+    /// refused.
+    limits: Option<String>,
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
         port: 8081,
         bare: false,
+        limits: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--bare" => options.bare = true,
+            "--limits" => {
+                options.limits = Some(args.next().ok_or("--limits needs memory or a Redis URL")?);
+            }
             "--port" => {
                 let value = args.next().ok_or("--port needs a port number")?;
                 options.port = value
@@ -60,7 +75,7 @@ fn parse_options() -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}: use --port N and --bare"
+                    "unknown argument {other:?}: use --port N, --bare and --limits memory|URL"
                 ));
             }
         }
@@ -69,7 +84,12 @@ fn parse_options() -> Result<Options, String> {
 }
 
 /// Builds the full token server's state: one API key (stored as its hash) and one Chat rule.
-fn token_state(api_key: &str) -> Result<AppState, String> {
+fn token_state(api_key: &str, limits: Option<&str>) -> Result<AppState, String> {
+    let limits = match limits {
+        None => String::new(),
+        Some("memory") => LIMITS.to_owned(),
+        Some(url) => format!("{LIMITS}store = \"redis\"\nredis_url = \"{url}\"\n"),
+    };
     let text = format!(
         r#"
 [auth]
@@ -93,6 +113,8 @@ secret_env = "BENCH_TWILIO_SECRET"
 identities = ["bench-*"]
 ttl = 3600
 [policy.rules.grants.chat]
+
+{limits}
 "#,
         hash = hash_key(api_key)
     );
@@ -145,7 +167,10 @@ fn router(options: &Options) -> Result<Router, String> {
         .ok()
         .filter(|key| key.starts_with(KEY_PREFIX))
         .ok_or("BENCH_API_KEY must hold an API key starting with ttk_")?;
-    Ok(twilio_token_server::app(Arc::new(token_state(&api_key)?)))
+    Ok(twilio_token_server::app(Arc::new(token_state(
+        &api_key,
+        options.limits.as_deref(),
+    )?)))
 }
 
 #[tokio::main]

@@ -8,6 +8,11 @@
 #   server  examples/bench_server.rs: the full token server, POST /token with an API key
 #   bare    examples/bench_server.rs --bare: axum, one route that mints a prebuilt token
 #   node    node/server.js: Express with twilio-node's AccessToken and a ChatGrant
+#   limits  bench_server --limits memory: the full server with in-process rate limits per
+#           identity and per client (a budget the load never uses up, so each request is
+#           checked and none refused)
+#   redis   bench_server --limits redis://…: the same limits kept in a redis-server that the
+#           script starts on loopback (two EVALSHA calls per request)
 # Load: wrk with post.lua (a JSON body, and the API key as a bearer token, which `bare` and
 # `node` ignore),
 # BENCH_THREADS threads and BENCH_CONNECTIONS connections for BENCH_SECONDS, BENCH_RUNS times
@@ -25,7 +30,7 @@
 #   BENCH_RUNS         measured runs per server (default 3)
 #   BENCH_THREADS      wrk threads (default 2)
 #   BENCH_CONNECTIONS  wrk connections (default 64)
-#   BENCH_PORT         first of the three loopback ports (default 38081)
+#   BENCH_PORT         first of the six loopback ports (default 38081); the sixth is Redis
 #
 # Network: loopback only, apart from `npm ci` into node/node_modules when the lock file
 # changed. With the release build and node_modules in place it takes about 2 minutes.
@@ -41,10 +46,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 bench_dir="$root/scripts/bench/server"
 cd "$root"
 
-for tool in cargo wrk node npm python3; do
+for tool in cargo wrk node npm python3 redis-server; do
     if ! command -v "$tool" >/dev/null; then
         echo "error: $tool not found on PATH; install it (apt-get install -y wrk nodejs npm" \
-            "python3) and rerun" >&2
+            "python3 redis-server) and rerun" >&2
         exit 1
     fi
 done
@@ -89,16 +94,22 @@ BENCH_API_KEY="$(python3 -c 'import base64, secrets
 print("ttk_" + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode())')"
 export BENCH_API_KEY
 
-names=(server bare node)
+names=(server bare node limits redis)
 declare -A port pid_of auth
 port[server]=$first_port
 port[bare]=$((first_port + 1))
 port[node]=$((first_port + 2))
+port[limits]=$((first_port + 3))
+port[redis]=$((first_port + 4))
+redis_port=$((first_port + 5))
 auth[server]="--auth"
 auth[bare]=""
 auth[node]=""
+auth[limits]="--auth"
+auth[redis]="--auth"
 
-for name in "${names[@]}"; do
+for name in "${names[@]}" redis-server; do
+    [ "$name" = redis-server ] && port[redis-server]=$redis_port
     if python3 -c 'import socket, sys
 s = socket.socket()
 sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "${port[$name]}"; then
@@ -107,7 +118,12 @@ sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "${por
     fi
 done
 
-step "starting servers on 127.0.0.1:${port[server]}-${port[node]}"
+step "starting servers on 127.0.0.1:${port[server]}-$redis_port"
+redis_dir="$out_dir/redis"
+mkdir -p "$redis_dir"
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir" \
+    >"$out_dir/redis-server.log" 2>&1 &
+pids+=("$!")
 "$bench_server" --port "${port[server]}" 2>"$out_dir/server.log" &
 pid_of[server]=$!
 pids+=("${pid_of[server]}")
@@ -117,6 +133,13 @@ pids+=("${pid_of[bare]}")
 node "$bench_dir/node/server.js" "${port[node]}" 2>"$out_dir/node.log" &
 pid_of[node]=$!
 pids+=("${pid_of[node]}")
+"$bench_server" --port "${port[limits]}" --limits memory 2>"$out_dir/limits.log" &
+pid_of[limits]=$!
+pids+=("${pid_of[limits]}")
+"$bench_server" --port "${port[redis]}" --limits "redis://127.0.0.1:$redis_port/0" \
+    2>"$out_dir/redis.log" &
+pid_of[redis]=$!
+pids+=("${pid_of[redis]}")
 
 for name in "${names[@]}"; do
     url="http://127.0.0.1:${port[$name]}/token"
@@ -201,6 +224,8 @@ status=0
 python3 "$bench_dir/summarize.py" "$out_dir" "$(getconf CLK_TCK)" \
     "server=twilio-token-server, POST /token with API key" \
     "bare=bare axum route, fixed token minted per request" \
-    "node=Node reference (Express + twilio-node)" || status=$?
+    "node=Node reference (Express + twilio-node)" \
+    "limits=twilio-token-server with in-process rate limits" \
+    "redis=twilio-token-server with rate limits in Redis" || status=$?
 step "done in $((SECONDS - started)) s; raw output in $out_dir"
 exit "$status"
