@@ -592,3 +592,36 @@ async fn invalid_sections_name_their_key() {
         assert_eq!(error.key, key, "{sections}");
     }
 }
+
+#[tokio::test]
+async fn metrics_count_failed_sign_ins() {
+    let folder = scratch("sign-in");
+    let text = format!(
+        "[server]\ndata_dir = \"{}\"\n\n[auth]\norder = [\"users\"]\n[auth.users]\n\n\
+         [[profiles]]\naccount_sid = \"{ACCOUNT_SID}\"\n\
+         api_keys = [{{ sid = \"{API_KEY_SID}\", secret_env = \"{}\" }}]\n",
+        folder.display(),
+        common::SECRET_ENV
+    );
+    let state = Arc::new(state_from(&text));
+    let keys = GeneratedKeys::new();
+    let server = start_shared(keys.keys, Arc::clone(&state)).await;
+
+    let response = server
+        .client
+        .post(server.url("/login"))
+        .json(&json!({"username": "nobody", "password": "not-the-password"}))
+        .send()
+        .await
+        .expect("POST /login");
+
+    expect_error(response, 401, "invalid_credentials").await;
+    assert_eq!(
+        sample(
+            &state.metrics.render(),
+            "twilio_token_auth_failures_total",
+            &[("provider", "users"), ("reason", "invalid_credentials")]
+        ),
+        1.0
+    );
+}

@@ -124,7 +124,15 @@ async fn login(state: &AppState, request: Request) -> Result<Response, ApiError>
 
     let session = users
         .sign_in(&login.username, &login.password, peer_ip(&parts))
-        .await?;
+        .await
+        .inspect_err(|error| {
+            if matches!(
+                error,
+                ApiError::Unauthorized { .. } | ApiError::TooManyRequests { .. }
+            ) {
+                state.metrics.auth_failure("users", error.code());
+            }
+        })?;
 
     let cookie = users.session_cookie(&session, &parts.headers);
     let body = LoginResponse {
