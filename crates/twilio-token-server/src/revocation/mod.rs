@@ -99,6 +99,9 @@ pub struct RevocationList {
     /// Identity entries by identity, compared exactly.
     pub identities: HashMap<String, IdentityEntry>,
     /// Revoked `jti` values, with the Unix time each was revoked.
+    ///
+    /// NOTE: entries stay until `revoke remove jti` deletes them. A token lives at most 24
+    /// hours, so an entry older than that protects nothing; nothing prunes such entries yet.
     pub jtis: HashMap<String, u64>,
 }
 
