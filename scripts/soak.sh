@@ -7,7 +7,8 @@
 # It builds the release binary, starts `serve` on 127.0.0.1 with an API key that may act for
 # soak-*, rate limits per identity and per client (budgets the load never uses up, so every
 # request is checked), the SQLite revocation list and the metrics route. Then it:
-#   1. measures the capacity with wrk at full speed for 5 s (wrk -t2 -c64);
+#   1. measures the capacity with wrk at full speed for 5 s (wrk -t2 -c64), then the number
+#      of paced connections that gives the target rate in a 5-second trial;
 #   2. runs wrk for SOAK_SECONDS at SOAK_RATE requests a second (default: half the capacity),
 #      each request for one of 100,000 identities at random, so the per-identity limiter holds
 #      many keys and must prune them;
@@ -99,8 +100,16 @@ rate="${SOAK_RATE:-$((capacity / 2))}"
 delay_ms=2
 connections=$(( (rate * delay_ms + 999) / 1000 ))
 [ "$connections" -lt 2 ] && connections=2
+# Each connection also waits for its answers, so it sends fewer than one request per delay:
+# a 5-second trial measures the rate and scales the number of connections to the target.
+SOAK_DELAY_MS=$delay_ms wrk -t2 -c"$connections" -d5s -s "$lua" \
+    "http://127.0.0.1:$port/token" >"$out/calibration.wrk"
+trial="$(awk '/^Requests\/sec:/ {printf "%d", $2}' "$out/calibration.wrk")"
+if [ "${trial:-0}" -gt 0 ]; then
+    connections=$(( (connections * rate + trial - 1) / trial ))
+fi
 step "capacity $capacity req/s; soak at $rate req/s: $connections connections, one request" \
-    "per ${delay_ms} ms each, for ${seconds} s"
+    "per ${delay_ms} ms each plus the answer's latency, for ${seconds} s"
 
 echo "seconds,rss_kib" >"$out/rss.csv"
 (
