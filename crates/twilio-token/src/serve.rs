@@ -39,6 +39,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), CliError> {
         config: args.config.clone(),
         listen: args.listen,
         demo: args.demo,
+        allow_insecure: args.allow_insecure,
     };
     let state = source.load(None)?;
     check_exposure(&state, args)?;
@@ -59,6 +60,7 @@ struct ConfigSource {
     config: Option<PathBuf>,
     listen: Option<SocketAddr>,
     demo: bool,
+    allow_insecure: bool,
 }
 
 impl ConfigSource {
@@ -235,13 +237,26 @@ async fn serve(state: AppState, source: ConfigSource) -> Result<(), CliError> {
     let metrics = Arc::clone(&state.metrics);
     let watched = source.config.clone();
     let reloader = Reloader::new(Arc::new(state), move |previous| {
-        source.load(Some(previous)).map_err(|error| match error {
+        let state = source.load(Some(previous)).map_err(|error| match error {
             CliError::Config(error) => error,
             other => ConfigError {
                 key: "configuration".to_owned(),
                 message: other.to_string(),
             },
-        })
+        })?;
+        // The start-up check, against the address the server keeps listening on.
+        let exposed = !previous.listen.ip().to_canonical().is_loopback();
+        if exposed && state.providers.is_empty() && !source.allow_insecure {
+            return Err(ConfigError {
+                key: "auth".to_owned(),
+                message: format!(
+                    "no authentication provider is configured and the server listens on {}, \
+                     which is not loopback: add [[auth.api_keys]] or [auth.users]",
+                    previous.listen
+                ),
+            });
+        }
+        Ok(state)
     });
     reloader
         .watch(watched, CONFIG_POLL)
