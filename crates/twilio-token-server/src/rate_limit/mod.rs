@@ -39,11 +39,11 @@ const MAX_PER_MINUTE: u32 = 6_000_000;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitSection {
-    /// Where the budgets live: `memory` (this process, the default) or `redis` (shared).
+    /// The store of the budgets: `memory` (this process, the default) or `redis` (shared).
     pub store: LimitStore,
     /// The Redis URL when `store = "redis"`, such as `redis://127.0.0.1:6379/0`.
     pub redis_url: Option<String>,
-    /// What happens while Redis does not answer. Default `local`.
+    /// The behaviour while Redis calls fail. Default `local`.
     pub on_redis_error: RedisFailurePolicy,
     /// Prefix of the Redis keys. Default `twilio-token`.
     pub key_prefix: String,
@@ -70,7 +70,7 @@ impl Default for RateLimitSection {
     }
 }
 
-/// Where rate limit budgets live.
+/// The store of the rate limit budgets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LimitStore {
@@ -80,7 +80,7 @@ pub enum LimitStore {
     Redis,
 }
 
-/// What the rate limits do while Redis does not answer.
+/// The behaviour of the rate limits while Redis calls fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RedisFailurePolicy {
@@ -121,7 +121,7 @@ pub struct LimitRule {
 }
 
 impl LimitRule {
-    /// The time between two requests at the sustained rate.
+    /// Returns the time between two requests at the sustained rate.
     pub fn interval(self) -> Duration {
         Duration::from_secs(60) / self.per_minute.max(1)
     }
@@ -315,7 +315,7 @@ impl RateLimits {
         })
     }
 
-    /// The section these limits were built from.
+    /// Returns the section these limits were built from.
     pub fn section(&self) -> &RateLimitSection {
         &self.section
     }

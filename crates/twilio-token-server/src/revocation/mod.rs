@@ -5,7 +5,7 @@
 //! it (403 `identity_revoked`). A `jti` entry revokes one token.
 //!
 //! The lists live in a [`RevocationStore`]: SQLite in the data folder (one host), or Redis
-//! (shared by replicas). Each process holds a copy, [`RevocationList`], that it reloads every
+//! (shared by replicas). Each process keeps a copy, [`RevocationList`], that it reloads every
 //! `refresh_secs`, so checks cost no I/O and a new entry takes effect within that time.
 //! [`Revocations::hook`] gives the same copy to a [`Verifier`](twilio_access_token::Verifier)
 //! as its [`RevocationCheck`].
@@ -32,7 +32,7 @@ use crate::redis_conn::{RedisConn, parse_url};
 pub use self::redis_store::RedisRevocations;
 pub use self::sqlite::SqliteRevocations;
 
-/// `[revocation]`: where the deny lists live. Absent means the server reads no deny list.
+/// `[revocation]`: the store of the deny lists. Absent means the server reads no deny list.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RevocationSection {
@@ -61,7 +61,7 @@ impl Default for RevocationSection {
     }
 }
 
-/// Where the deny lists live.
+/// The kind of store of the deny lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RevocationStoreKind {
@@ -145,9 +145,9 @@ pub enum RevocationError {
     },
     /// A read or write failed.
     Store {
-        /// What was being done, such as `reading the revocation list`.
+        /// The operation that failed, such as `reading the revocation list`.
         action: &'static str,
-        /// The cause, as text (it never holds a secret).
+        /// The cause, as text, which never contains a secret.
         cause: String,
     },
 }
@@ -172,7 +172,7 @@ impl std::error::Error for RevocationError {
     }
 }
 
-/// Where the deny lists are kept.
+/// The store of the deny lists.
 #[derive(Debug)]
 pub enum RevocationStore {
     /// A SQLite file.
@@ -368,12 +368,12 @@ impl Revocations {
         &self.section == section && self.data_dir == data_dir
     }
 
-    /// The store, for writing entries.
+    /// Returns the store, for writing entries.
     pub fn store(&self) -> &RevocationStore {
         &self.store
     }
 
-    /// The current copy of the lists.
+    /// Returns the current copy of the lists.
     pub fn list(&self) -> Arc<RevocationList> {
         self.list.load_full()
     }
@@ -480,7 +480,7 @@ impl Revocations {
             })
     }
 
-    /// A [`RevocationCheck`] for a [`Verifier`](twilio_access_token::Verifier), backed by this
+    /// Returns a [`RevocationCheck`] for a [`Verifier`](twilio_access_token::Verifier), backed by this
     /// copy of the lists. Call [`Revocations::refresh`] once and [`Revocations::spawn_refresh`]
     /// before verifying, so the copy is current.
     pub fn hook(self: &Arc<Self>) -> RevocationHook {
