@@ -12,8 +12,12 @@
 //! policy, no middleware. The difference between the two is the cost of everything but minting.
 //!
 //! The full server writes no audit log unless `--audit-sqlite FILE`, `--audit-sqlite-normal FILE`
-//! (with `synchronous = "normal"`) or `--audit-postgres` is given. `--audit-postgres` takes the connection string from `BENCH_AUDIT_URL`, so a password
-//! never appears in the process list.
+//! (with `synchronous = "normal"`) or `--audit-postgres` is given. `--audit-postgres` takes the
+//! connection string from `BENCH_AUDIT_URL`, so a password never appears in the process list.
+//!
+//! With `--limits memory` or `--limits redis://HOST:PORT/0` the full server also checks rate
+//! limits per identity and per client, in process or in Redis, with a budget the load never
+//! uses up.
 //!
 //! Both listen on 127.0.0.1 only and stop on SIGINT or SIGTERM. Logs go to stderr through a
 //! `tracing-subscriber` fmt layer filtered by `RUST_LOG` (default `info`), as a deployment
@@ -41,12 +45,19 @@ const CHAT_SERVICE_SID: &str = "IS00000000000000000000000000000001";
 /// A fake Twilio API key secret; the bench needs no real account.
 const FAKE_SECRET: &str = "FAKEsecretDoNotUse0123456789abcd";
 const IDENTITY: &str = "bench-user";
+/// Limits with a budget far above what the load test sends.
+const LIMITS: &str = "[rate_limit]\nper_identity = { burst = 1000000, per_minute = 6000000 }\n\
+                      per_client = { burst = 1000000, per_minute = 6000000 }\n";
 
 struct Options {
     port: u16,
     bare: bool,
     /// The `[audit]` section of the full server.
     audit: String,
+    /// `--limits memory` or `--limits redis://…`: rate limits per identity and per client with
+    /// a budget the load never exhausts, so every request pays for the checks and none is
+    /// refused.
+    limits: Option<String>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -54,6 +65,7 @@ fn parse_options() -> Result<Options, String> {
         port: 8081,
         bare: false,
         audit: "sink = \"off\"".to_owned(),
+        limits: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -73,6 +85,9 @@ fn parse_options() -> Result<Options, String> {
                     .map_err(|_| "--audit-postgres needs BENCH_AUDIT_URL")?;
                 options.audit = format!("sink = \"postgres\"\nurl = {url:?}");
             }
+            "--limits" => {
+                options.limits = Some(args.next().ok_or("--limits needs memory or a Redis URL")?);
+            }
             "--port" => {
                 let value = args.next().ok_or("--port needs a port number")?;
                 options.port = value
@@ -82,7 +97,7 @@ fn parse_options() -> Result<Options, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other:?}: use --port N, --bare, --audit-sqlite FILE, \
-                     --audit-sqlite-normal FILE and --audit-postgres"
+                     --audit-sqlite-normal FILE, --audit-postgres and --limits memory|URL"
                 ));
             }
         }
@@ -91,7 +106,12 @@ fn parse_options() -> Result<Options, String> {
 }
 
 /// Builds the full token server's state: one API key (stored as its hash) and one Chat rule.
-fn token_state(api_key: &str, audit: &str) -> Result<AppState, String> {
+fn token_state(api_key: &str, audit: &str, limits: Option<&str>) -> Result<AppState, String> {
+    let limits = match limits {
+        None => String::new(),
+        Some("memory") => LIMITS.to_owned(),
+        Some(url) => format!("{LIMITS}store = \"redis\"\nredis_url = \"{url}\"\n"),
+    };
     let text = format!(
         r#"
 [auth]
@@ -118,6 +138,8 @@ ttl = 3600
 
 [audit]
 {audit}
+
+{limits}
 "#,
         hash = hash_key(api_key)
     );
@@ -176,6 +198,7 @@ fn router(options: &Options) -> Result<Router, String> {
     Ok(twilio_token_server::app(Arc::new(token_state(
         &api_key,
         &options.audit,
+        options.limits.as_deref(),
     )?)))
 }
 

@@ -1,7 +1,6 @@
 //! Router construction and the server loop.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ use axum::error_handling::HandleErrorLayer;
 use tower::util::MapRequestLayer;
 
 use crate::error::ApiError;
-use crate::routes::{demo, health, login, openapi, token};
+use crate::routes::{demo, health, login, metrics, openapi, token};
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -41,7 +40,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/login", post(login::post_login))
-        .route("/logout", post(login::post_logout))
+        .route("/logout", post(login::post_logout));
+    if state.metrics_config.enabled && state.metrics_config.listen.is_none() {
+        router = router.route("/metrics", get(metrics::metrics));
+    }
+    router = router
         .fallback(|| async { ApiError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });
 
@@ -240,10 +243,51 @@ pub async fn run_with_limits(
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: ConnectionLimits,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use tower::{Service as _, ServiceExt as _};
+    serve_loop(listener, Routers::Fixed(router), shutdown, limits).await
+}
 
-    let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
+/// Serves like [`run_with_limits`], taking the router of each request from `routers`, so that a
+/// configuration reload (see [`crate::reload`]) applies to the next request, on open
+/// connections too, without dropping any.
+///
+/// # Errors
+///
+/// As [`run_with_limits`].
+pub async fn run_reloadable(
+    listener: TcpListener,
+    routers: Arc<arc_swap::ArcSwap<Router>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
+    serve_loop(listener, Routers::Swappable(routers), shutdown, limits).await
+}
+
+/// Where each request's router comes from.
+#[derive(Clone)]
+enum Routers {
+    Fixed(Router),
+    Swappable(Arc<arc_swap::ArcSwap<Router>>),
+}
+
+impl Routers {
+    fn current(&self) -> Router {
+        match self {
+            Routers::Fixed(router) => router.clone(),
+            Routers::Swappable(routers) => Router::clone(&routers.load()),
+        }
+    }
+}
+
+async fn serve_loop(
+    listener: TcpListener,
+    routers: Routers,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -279,11 +323,12 @@ pub async fn run_with_limits(
         };
         let _ = stream.set_nodelay(true);
 
-        let Ok(tower_service) = make_service.call(peer).await;
+        let routers = routers.clone();
         let hyper_service =
-            hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                tower_service
-                    .clone()
+            hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                routers
+                    .current()
                     .oneshot(request.map(axum::body::Body::new))
             });
         let builder = Arc::clone(&builder);

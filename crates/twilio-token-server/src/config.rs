@@ -68,6 +68,15 @@ pub struct FileConfig {
     /// `[log]`.
     #[serde(default)]
     pub log: LogSection,
+    /// `[rate_limit]`: limits per identity and per client address. Absent: no limit.
+    #[serde(default)]
+    pub rate_limit: Option<crate::rate_limit::RateLimitSection>,
+    /// `[revocation]`: deny lists by identity and `jti`. Absent: none is read.
+    #[serde(default)]
+    pub revocation: Option<crate::revocation::RevocationSection>,
+    /// `[metrics]`: where `GET /metrics` is served.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsSection,
 }
 
 /// `[log]`: the format of the server's logs on stderr.

@@ -297,7 +297,10 @@ impl TokenCache {
     }
 }
 
-fn resolve_identity(principal: &Principal, requested: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn resolve_identity(
+    principal: &Principal,
+    requested: Option<&str>,
+) -> Result<String, ApiError> {
     let identity = match (requested, &principal.may_act_for, &principal.identity) {
         (Some(requested), Some(pattern), _) => {
             if !pattern.matches(requested) {

@@ -15,7 +15,10 @@ use crate::config::{
     ConfigError, Environment, FileConfig, Profile, ServerSection, build_profile, parse_listen,
 };
 use crate::issue::TokenCache;
+use crate::metrics::{Metrics, MetricsSection};
 use crate::policy::Policy;
+use crate::rate_limit::RateLimits;
+use crate::revocation::Revocations;
 
 /// The most connections `server.max_connections` allows.
 const MAX_CONNECTIONS: usize = 1_000_000;
@@ -42,6 +45,14 @@ pub struct AppState {
     pub users: Option<Arc<UsersProvider>>,
     /// The audit log. It opens on [`AuditLog::start`] or on the first token request.
     pub audit: Arc<AuditLog>,
+    /// The server's metrics. A reload keeps them.
+    pub metrics: Arc<Metrics>,
+    /// The rate limits of `[rate_limit]`, when configured.
+    pub rate_limits: Option<Arc<RateLimits>>,
+    /// The deny lists of `[revocation]`, when configured.
+    pub revocations: Option<Arc<Revocations>>,
+    /// The `[metrics]` settings.
+    pub metrics_config: MetricsSection,
 }
 
 impl fmt::Debug for AppState {
@@ -74,6 +85,32 @@ impl AppState {
         file: &FileConfig,
         environment: &Environment,
         base_dir: &std::path::Path,
+    ) -> Result<Self, ConfigError> {
+        Self::build(file, environment, base_dir, None)
+    }
+
+    /// Validates a new configuration for a reload of the server running with `self`.
+    ///
+    /// The new state keeps `self`'s metrics, and its rate limit budgets and revocation lists
+    /// when their sections did not change.
+    ///
+    /// # Errors
+    ///
+    /// Returns the first [`ConfigError`], as [`AppState::from_config`] does.
+    pub fn reconfigure(
+        &self,
+        file: &FileConfig,
+        environment: &Environment,
+        base_dir: &std::path::Path,
+    ) -> Result<Self, ConfigError> {
+        Self::build(file, environment, base_dir, Some(self))
+    }
+
+    fn build(
+        file: &FileConfig,
+        environment: &Environment,
+        base_dir: &std::path::Path,
+        previous: Option<&AppState>,
     ) -> Result<Self, ConfigError> {
         let listen = parse_listen(&file.server.listen)?;
         check_server(&file.server)?;
@@ -145,7 +182,47 @@ impl AppState {
         }
 
         let audit_target = AuditTarget::from_section(&file.audit, &file.server.data_dir)?;
-        let audit = Arc::new(AuditLog::new(&audit_target, file.audit.fail_open));
+        // A reload keeps the running log when its section is unchanged.
+        let audit = match previous
+            .map(|previous| &previous.audit)
+            .filter(|audit| audit.is_for(&audit_target, file.audit.fail_open))
+        {
+            Some(audit) => Arc::clone(audit),
+            None => Arc::new(AuditLog::new(&audit_target, file.audit.fail_open)),
+        };
+        let metrics = previous.map_or_else(Arc::default, |previous| Arc::clone(&previous.metrics));
+        let rate_limits = match &file.rate_limit {
+            None => None,
+            Some(section) => Some(
+                match previous
+                    .and_then(|previous| previous.rate_limits.as_ref())
+                    .filter(|limits| limits.section() == section)
+                {
+                    Some(limits) => Arc::clone(limits),
+                    None => Arc::new(RateLimits::from_config(section, Arc::clone(&metrics))?),
+                },
+            ),
+        };
+        let revocations = match &file.revocation {
+            None => None,
+            Some(section) => Some(
+                match previous
+                    .and_then(|previous| previous.revocations.as_ref())
+                    .filter(|revocations| revocations.same_config(section, &file.server.data_dir))
+                {
+                    Some(revocations) => Arc::clone(revocations),
+                    None => Arc::new(Revocations::from_config(
+                        section,
+                        &file.server.data_dir,
+                        Arc::clone(&metrics),
+                    )?),
+                },
+            ),
+        };
+        if let Some(listen) = &file.metrics.listen {
+            parse_listen(listen)
+                .map_err(|error| ConfigError::new("metrics.listen", error.message))?;
+        }
 
         Ok(AppState {
             server: file.server.clone(),
@@ -157,6 +234,10 @@ impl AppState {
             tokens: Arc::default(),
             users,
             audit,
+            metrics,
+            rate_limits,
+            revocations,
+            metrics_config: file.metrics.clone(),
         })
     }
 

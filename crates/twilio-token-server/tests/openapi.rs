@@ -145,11 +145,11 @@ async fn token_responses_documented() {
     };
     assert_eq!(
         documented("get"),
-        statuses(&["200", "400", "401", "403", "503"])
+        statuses(&["200", "400", "401", "403", "429", "503"])
     );
     assert_eq!(
         documented("post"),
-        statuses(&["200", "400", "401", "403", "413", "415", "503"])
+        statuses(&["200", "400", "401", "403", "413", "415", "429", "503"])
     );
 }
 

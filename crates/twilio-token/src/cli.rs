@@ -193,6 +193,11 @@ pub(crate) enum Command {
     /// as a table or as JSON. Records never contain tokens or secrets.
     #[command(after_long_help = AUDIT_AFTER_HELP)]
     Audit(crate::audit_cmd::AuditArgs),
+    /// Revoke tokens by identity or jti, and list or remove revocations
+    ///
+    /// Writes the deny lists of the configuration's [revocation] store, which running servers
+    /// read within refresh_secs.
+    Revoke(crate::revoke::RevokeArgs),
 }
 
 const AUDIT_AFTER_HELP: &str = "\

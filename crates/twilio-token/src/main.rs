@@ -19,6 +19,7 @@ mod input;
 mod keys;
 mod mint;
 mod output;
+mod revoke;
 mod serve;
 mod time;
 mod users;
@@ -61,6 +62,7 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         Command::ApiKey(ApiKeyCommand::Hash) => Outcome::success(api_key_cmd::hash()?),
         Command::Users(args) => users::run(&args)?,
         Command::Audit(args) => Outcome::success(audit_cmd::run(&args, unix_now())?),
+        Command::Revoke(args) => revoke::run(&args)?,
     };
     outcome.emit()
 }

@@ -6,12 +6,19 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::path::PathBuf;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
-use twilio_token_server::config::{LogFormat as ConfigLogFormat, apply_demo};
-use twilio_token_server::{AppState, ConnectionLimits, app, run_with_limits};
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use twilio_token_server::config::{ConfigError, LogFormat as ConfigLogFormat, apply_demo};
+use twilio_token_server::metrics::Metrics;
+use twilio_token_server::reload::Reloader;
+use twilio_token_server::routes::metrics::metrics_router;
+use twilio_token_server::{AppState, ConnectionLimits, run as serve_router, run_reloadable};
 use zeroize::Zeroizing;
 
 use crate::cli::{LogFormat, ServeArgs};
@@ -26,29 +33,24 @@ use crate::error::CliError;
 /// invalid `RUST_LOG` or a non-loopback address that needs `--allow-insecure`, and
 /// [`CliError::Serve`] when the address cannot be bound or the server fails.
 pub(crate) fn run(args: &ServeArgs) -> Result<(), CliError> {
-    let mut loaded = config_cmd::load(args.config.as_deref())?;
-    init_logging(args.log_format.unwrap_or(match loaded.file.log.format {
-        ConfigLogFormat::Plain => LogFormat::Plain,
-        ConfigLogFormat::Json => LogFormat::Json,
-    }))?;
+    // The log format comes from the file unless --log-format is given, so the file is read
+    // once before logging starts; errors in it are reported without logging.
+    let log_format = match args.log_format {
+        Some(format) => format,
+        None => match config_cmd::load(args.config.as_deref())?.file.log.format {
+            ConfigLogFormat::Plain => LogFormat::Plain,
+            ConfigLogFormat::Json => LogFormat::Json,
+        },
+    };
+    init_logging(log_format)?;
 
-    if let Some(listen) = args.listen {
-        loaded.file.server.listen = listen.to_string();
-    }
-    let demo = args
-        .demo
-        .then(|| apply_demo(&mut loaded.file, &mut loaded.environment));
-
-    let mut state = AppState::from_config(&loaded.file, &loaded.environment, &loaded.base_dir)?;
-    drop(loaded.environment);
-    if let Some(name) = demo
-        .as_ref()
-        .and_then(|demo| demo.placeholder_profile.as_ref())
-    {
-        if let Some(profile) = state.profiles.get_mut(name) {
-            profile.placeholder = true;
-        }
-    }
+    let source = ConfigSource {
+        config: args.config.clone(),
+        listen: args.listen,
+        demo: args.demo,
+        allow_insecure: args.allow_insecure,
+    };
+    let state = source.load(None)?;
     check_exposure(&state, args)?;
     // Before the runtime starts, because the PostgreSQL client blocks on a runtime of its own.
     state.audit.start().map_err(|error| {
@@ -67,7 +69,47 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), CliError> {
             what: "failed to start the async runtime".to_owned(),
             source,
         })?;
-    runtime.block_on(serve(state, args.demo))
+    runtime.block_on(serve(state, source))
+}
+
+/// Where the configuration comes from, kept to load it again on a reload.
+#[derive(Debug, Clone)]
+struct ConfigSource {
+    config: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    demo: bool,
+    allow_insecure: bool,
+}
+
+impl ConfigSource {
+    /// Reads the file and the environment and builds the state, for the start (`previous` is
+    /// `None`) or for a reload of the server running with `previous`.
+    fn load(&self, previous: Option<&AppState>) -> Result<AppState, CliError> {
+        let mut loaded = config_cmd::load(self.config.as_deref())?;
+        if let Some(listen) = self.listen {
+            loaded.file.server.listen = listen.to_string();
+        }
+        let demo = self
+            .demo
+            .then(|| apply_demo(&mut loaded.file, &mut loaded.environment));
+
+        let mut state = match previous {
+            None => AppState::from_config(&loaded.file, &loaded.environment, &loaded.base_dir)?,
+            Some(previous) => {
+                previous.reconfigure(&loaded.file, &loaded.environment, &loaded.base_dir)?
+            }
+        };
+        drop(loaded.environment);
+        if let Some(name) = demo
+            .as_ref()
+            .and_then(|demo| demo.placeholder_profile.as_ref())
+        {
+            if let Some(profile) = state.profiles.get_mut(name) {
+                profile.placeholder = true;
+            }
+        }
+        Ok(state)
+    }
 }
 
 /// The state of the demo user on this start. Never `Debug`, because a variant contains a
@@ -177,8 +219,8 @@ fn check_exposure(state: &AppState, args: &ServeArgs) -> Result<(), CliError> {
 }
 
 /// Binds the listener, prints the demo banner when `demo` is set, and serves until stopped.
-async fn serve(state: AppState, demo: bool) -> Result<(), CliError> {
-    let demo_user = if demo {
+async fn serve(state: AppState, source: ConfigSource) -> Result<(), CliError> {
+    let demo_user = if source.demo {
         Some(ensure_demo_user(&state).await?)
     } else {
         None
@@ -211,16 +253,81 @@ async fn serve(state: AppState, demo: bool) -> Result<(), CliError> {
     drop(demo_user);
 
     let grace = Duration::from_secs(state.server.shutdown_grace_secs);
-    serve_until_stopped(listener, Arc::new(state), signals, grace).await
+    let limits = ConnectionLimits::from_config(&state.server);
+    let metrics_listen = state
+        .metrics_config
+        .enabled
+        .then(|| state.metrics_config.listen.clone())
+        .flatten();
+    let metrics = Arc::clone(&state.metrics);
+    let watched = source.config.clone();
+    let reloader = Reloader::new(Arc::new(state), move |previous| {
+        let state = source.load(Some(previous)).map_err(|error| match error {
+            CliError::Config(error) => error,
+            other => ConfigError {
+                key: "configuration".to_owned(),
+                message: other.to_string(),
+            },
+        })?;
+        // The start-up check, against the address the server keeps listening on.
+        let exposed = !previous.listen.ip().to_canonical().is_loopback();
+        if exposed && state.providers.is_empty() && !source.allow_insecure {
+            return Err(ConfigError {
+                key: "auth".to_owned(),
+                message: format!(
+                    "no authentication provider is configured and the server listens on {}, \
+                     which is not loopback: add [[auth.api_keys]] or [auth.users]",
+                    previous.listen
+                ),
+            });
+        }
+        Ok(state)
+    });
+    reloader
+        .watch(watched, CONFIG_POLL)
+        .map_err(|source| CliError::Serve {
+            what: "failed to listen for SIGHUP".to_owned(),
+            source,
+        })?;
+    if let Some(listen) = metrics_listen {
+        serve_metrics(&listen, metrics).await?;
+    }
+    serve_until_stopped(listener, reloader.routers(), signals, grace, limits).await
+}
+
+/// How often the configuration file is checked for changes.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// Serves `GET /metrics` on its own listener until the process ends.
+async fn serve_metrics(listen: &str, metrics: Arc<Metrics>) -> Result<(), CliError> {
+    let address: SocketAddr = listen
+        .parse()
+        .map_err(|_| CliError::Input(format!("metrics.listen {listen:?} is not an address")))?;
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| CliError::Serve {
+            what: format!("failed to listen on {address} for metrics"),
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(address);
+    tracing::info!(address = %bound, "metrics listening");
+    tokio::spawn(async move {
+        let router = metrics_router(metrics);
+        if let Err(error) = serve_router(listener, router, std::future::pending()).await {
+            tracing::error!(%error, "the metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 /// Serves until SIGINT or SIGTERM, then gives requests in flight `grace` to finish. The end of
 /// the grace period, or a second signal, stops them at once.
 async fn serve_until_stopped(
     listener: TcpListener,
-    state: Arc<AppState>,
+    routers: Arc<ArcSwap<Router>>,
     mut signals: StopSignals,
     grace: Duration,
+    limits: ConnectionLimits,
 ) -> Result<(), CliError> {
     // The shutdown future hands the signal listeners back, so the same listeners catch a
     // second signal.
@@ -230,9 +337,7 @@ async fn serve_until_stopped(
         tracing::info!("{name} received, shutting down");
         let _ = signalled.send(signals);
     };
-    let limits = ConnectionLimits::from_config(&state.server);
-    let mut server = pin!(run_with_limits(listener, app(state), shutdown, limits));
-
+    let mut server = pin!(run_reloadable(listener, routers, shutdown, limits));
     // The grace period starts at the signal, not at start-up. The signal is checked first
     // because the server finishes soon after it when no request is in flight.
     let mut signals = tokio::select! {

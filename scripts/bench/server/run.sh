@@ -15,6 +15,11 @@
 #   audit-postgres  the full server with the PostgreSQL audit log, on a PostgreSQL server the
 #                   script starts from the Debian package's binaries (initdb into a temporary
 #                   folder, as the user nobody when run as root; fsync and synchronous_commit on)
+#   limits  bench_server --limits memory: the full server with in-process rate limits per
+#           identity and per client (a budget the load never uses up, so each request is
+#           checked and none refused)
+#   redis   bench_server --limits redis://…: the same limits kept in a redis-server that the
+#           script starts on loopback (two EVALSHA calls per request)
 # Load: wrk with post.lua (a JSON body, and the API key as a bearer token, which `bare` and
 # `node` ignore),
 # BENCH_THREADS threads and BENCH_CONNECTIONS connections for BENCH_SECONDS, BENCH_RUNS times
@@ -32,8 +37,10 @@
 #   BENCH_RUNS         measured runs per server (default 3)
 #   BENCH_THREADS      wrk threads (default 2)
 #   BENCH_CONNECTIONS  wrk connections (default 64)
-#   BENCH_PORT         first of the six loopback ports (default 38081); PostgreSQL gets the
-#                      seventh
+#   BENCH_PORT         first of the eight loopback ports (default 38081); PostgreSQL gets the
+#                      ninth and Redis the tenth
+#   BENCH_SERVERS      the servers to measure, separated by spaces (default: all of them);
+#                      `server` and `bare` are always measured, because the targets compare them
 #
 # Network: loopback only, apart from `npm ci` into node/node_modules when the lock file
 # changed. With the release build and node_modules in place it takes about 2 minutes.
@@ -49,10 +56,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 bench_dir="$root/scripts/bench/server"
 cd "$root"
 
-for tool in cargo wrk node npm python3; do
+for tool in cargo wrk node npm python3 redis-server; do
     if ! command -v "$tool" >/dev/null; then
         echo "error: $tool not found on PATH; install it (apt-get install -y wrk nodejs npm" \
-            "python3) and rerun" >&2
+            "python3 redis-server) and rerun" >&2
         exit 1
     fi
 done
@@ -102,7 +109,24 @@ BENCH_API_KEY="$(python3 -c 'import base64, secrets
 print("ttk_" + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode())')"
 export BENCH_API_KEY
 
-names=(server bare node audit-sqlite audit-sqlite-normal audit-postgres)
+all_names=(server bare node audit-sqlite audit-sqlite-normal audit-postgres limits redis)
+read -r -a names <<<"${BENCH_SERVERS:-${all_names[*]}}"
+for name in "${names[@]}"; do
+    case " ${all_names[*]} " in
+    *" $name "*) ;;
+    *)
+        echo "error: BENCH_SERVERS names $name; the servers are ${all_names[*]}" >&2
+        exit 1
+        ;;
+    esac
+done
+for needed in bare server; do
+    case " ${names[*]} " in
+    *" $needed "*) ;;
+    *) names=("$needed" "${names[@]}") ;;
+    esac
+done
+wants() { case " ${names[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 declare -A port pid_of auth
 port[server]=$first_port
 port[bare]=$((first_port + 1))
@@ -110,15 +134,22 @@ port[node]=$((first_port + 2))
 port[audit-sqlite]=$((first_port + 3))
 port[audit-sqlite-normal]=$((first_port + 4))
 port[audit-postgres]=$((first_port + 5))
-pg_port=$((first_port + 6))
+port[limits]=$((first_port + 6))
+port[redis]=$((first_port + 7))
+pg_port=$((first_port + 8))
+redis_port=$((first_port + 9))
 auth[server]="--auth"
 auth[bare]=""
 auth[node]=""
 auth[audit-sqlite]="--auth"
 auth[audit-sqlite-normal]="--auth"
 auth[audit-postgres]="--auth"
+auth[limits]="--auth"
+auth[redis]="--auth"
 
-for name in "${names[@]}"; do
+port[redis-server]=$redis_port
+port[postgres]=$pg_port
+for name in "${names[@]}" redis-server postgres; do
     if python3 -c 'import socket, sys
 s = socket.socket()
 sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "${port[$name]}"; then
@@ -127,55 +158,82 @@ sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "${por
     fi
 done
 
-pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
-if [ ! -x "$pg_bin/initdb" ]; then
-    echo "error: PostgreSQL not found in /usr/lib/postgresql/*/bin; install it" \
-        "(apt-get install -y postgresql) and rerun" >&2
-    exit 1
-fi
-pg_folder="$(mktemp -d /tmp/twilio-token-bench-pg.XXXXXX)"
-as_pg=()
-if [ "$(id -u)" = 0 ]; then
-    chown nobody "$pg_folder"
-    as_pg=(setpriv --reuid nobody --regid nogroup --clear-groups --)
-fi
-step "starting PostgreSQL on 127.0.0.1:$pg_port"
-"${as_pg[@]}" "$pg_bin/initdb" -D "$pg_folder/data" -U postgres -A trust -E UTF8 --no-sync \
-    >"$out_dir/initdb.log" 2>&1
-"${as_pg[@]}" "$pg_bin/postgres" -D "$pg_folder/data" -p "$pg_port" -k "$pg_folder" \
-    -c listen_addresses=127.0.0.1 2>"$out_dir/postgres.log" &
-pids+=("$!")
-for _ in $(seq 100); do
-    if "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then
-        break
+if wants audit-postgres; then
+    pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    if [ ! -x "$pg_bin/initdb" ]; then
+        echo "error: PostgreSQL not found in /usr/lib/postgresql/*/bin; install it" \
+            "(apt-get install -y postgresql) and rerun" >&2
+        exit 1
     fi
-    sleep 0.2
-done
-export BENCH_AUDIT_URL="postgresql://postgres@127.0.0.1:$pg_port/postgres"
-
-step "starting servers on 127.0.0.1:${port[server]}-${port[audit-postgres]}"
+    pg_folder="$(mktemp -d /tmp/twilio-token-bench-pg.XXXXXX)"
+    as_pg=()
+    if [ "$(id -u)" = 0 ]; then
+        chown nobody "$pg_folder"
+        as_pg=(setpriv --reuid nobody --regid nogroup --clear-groups --)
+    fi
+    step "starting PostgreSQL on 127.0.0.1:$pg_port"
+    "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_folder/data" -U postgres -A trust -E UTF8 --no-sync \
+        >"$out_dir/initdb.log" 2>&1
+    "${as_pg[@]}" "$pg_bin/postgres" -D "$pg_folder/data" -p "$pg_port" -k "$pg_folder" \
+        -c listen_addresses=127.0.0.1 2>"$out_dir/postgres.log" &
+    pids+=("$!")
+    for _ in $(seq 100); do
+        if "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then
+            break
+        fi
+        sleep 0.2
+    done
+    export BENCH_AUDIT_URL="postgresql://postgres@127.0.0.1:$pg_port/postgres"
+fi
+if wants redis; then
+    redis_dir="$out_dir/redis"
+    mkdir -p "$redis_dir"
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir" \
+        >"$out_dir/redis-server.log" 2>&1 &
+    pids+=("$!")
+fi
+step "starting servers on 127.0.0.1 from port ${port[server]}"
 "$bench_server" --port "${port[server]}" 2>"$out_dir/server.log" &
 pid_of[server]=$!
 pids+=("${pid_of[server]}")
 "$bench_server" --port "${port[bare]}" --bare 2>"$out_dir/bare.log" &
 pid_of[bare]=$!
 pids+=("${pid_of[bare]}")
-node "$bench_dir/node/server.js" "${port[node]}" 2>"$out_dir/node.log" &
-pid_of[node]=$!
-pids+=("${pid_of[node]}")
+if wants node; then
+    node "$bench_dir/node/server.js" "${port[node]}" 2>"$out_dir/node.log" &
+    pid_of[node]=$!
+    pids+=("${pid_of[node]}")
+fi
 rm -f "$out_dir"/audit.sqlite3* "$out_dir"/audit-normal.sqlite3*
-"$bench_server" --port "${port[audit-sqlite]}" --audit-sqlite "$out_dir/audit.sqlite3" \
-    2>"$out_dir/audit-sqlite.log" &
-pid_of[audit-sqlite]=$!
-pids+=("${pid_of[audit-sqlite]}")
-"$bench_server" --port "${port[audit-sqlite-normal]}" \
-    --audit-sqlite-normal "$out_dir/audit-normal.sqlite3" 2>"$out_dir/audit-sqlite-normal.log" &
-pid_of[audit-sqlite-normal]=$!
-pids+=("${pid_of[audit-sqlite-normal]}")
-"$bench_server" --port "${port[audit-postgres]}" --audit-postgres \
-    2>"$out_dir/audit-postgres.log" &
-pid_of[audit-postgres]=$!
-pids+=("${pid_of[audit-postgres]}")
+if wants audit-sqlite; then
+    "$bench_server" --port "${port[audit-sqlite]}" --audit-sqlite "$out_dir/audit.sqlite3" \
+        2>"$out_dir/audit-sqlite.log" &
+    pid_of[audit-sqlite]=$!
+    pids+=("${pid_of[audit-sqlite]}")
+fi
+if wants audit-sqlite-normal; then
+    "$bench_server" --port "${port[audit-sqlite-normal]}" \
+        --audit-sqlite-normal "$out_dir/audit-normal.sqlite3" 2>"$out_dir/audit-sqlite-normal.log" &
+    pid_of[audit-sqlite-normal]=$!
+    pids+=("${pid_of[audit-sqlite-normal]}")
+fi
+if wants audit-postgres; then
+    "$bench_server" --port "${port[audit-postgres]}" --audit-postgres \
+        2>"$out_dir/audit-postgres.log" &
+    pid_of[audit-postgres]=$!
+    pids+=("${pid_of[audit-postgres]}")
+fi
+if wants limits; then
+    "$bench_server" --port "${port[limits]}" --limits memory 2>"$out_dir/limits.log" &
+    pid_of[limits]=$!
+    pids+=("${pid_of[limits]}")
+fi
+if wants redis; then
+    "$bench_server" --port "${port[redis]}" --limits "redis://127.0.0.1:$redis_port/0" \
+        2>"$out_dir/redis.log" &
+    pid_of[redis]=$!
+    pids+=("${pid_of[redis]}")
+fi
 
 for name in "${names[@]}"; do
     url="http://127.0.0.1:${port[$name]}/token"
@@ -263,6 +321,8 @@ python3 "$bench_dir/summarize.py" "$out_dir" "$(getconf CLK_TCK)" \
     "node=Node reference (Express + twilio-node)" \
     "audit-sqlite=twilio-token-server, SQLite audit log" \
     "audit-sqlite-normal=twilio-token-server, SQLite audit log, synchronous normal" \
-    "audit-postgres=twilio-token-server, PostgreSQL audit log" || status=$?
+    "audit-postgres=twilio-token-server, PostgreSQL audit log" \
+    "limits=twilio-token-server with in-process rate limits" \
+    "redis=twilio-token-server with rate limits in Redis" || status=$?
 step "done in $((SECONDS - started)) s; raw output in $out_dir"
 exit "$status"

@@ -426,6 +426,8 @@ pub trait AuditSink: Send {
 /// The thread starts on [`AuditLog::start`] or the first record. Dropping the last handle lets
 /// the thread commit what is queued and end.
 pub struct AuditLog {
+    /// The configured target, or `None` for a sink given by the application.
+    target: Option<AuditTarget>,
     description: String,
     fail_open: bool,
     sinks: Mutex<Vec<Box<dyn AuditSink>>>,
@@ -445,6 +447,7 @@ impl AuditLog {
     /// Makes the audit log for a validated target. Nothing is opened yet.
     pub fn new(target: &AuditTarget, fail_open: bool) -> Self {
         AuditLog {
+            target: Some(target.clone()),
             description: target.describe(),
             fail_open,
             sinks: Mutex::new(target.open_sinks()),
@@ -455,6 +458,7 @@ impl AuditLog {
     /// Makes an audit log that writes to `sink`, for embedding applications and tests.
     pub fn with_sink(sink: Box<dyn AuditSink>, fail_open: bool) -> Self {
         AuditLog {
+            target: None,
             description: sink.name().to_owned(),
             fail_open,
             sinks: Mutex::new(vec![sink]),
@@ -465,6 +469,23 @@ impl AuditLog {
     /// Makes an audit log that records nothing.
     pub fn off() -> Self {
         AuditLog::new(&AuditTarget::Off, false)
+    }
+
+    /// Returns true when this log writes to `target` with the same fail-open choice, so a
+    /// reloaded configuration can keep it, with its open files and connections.
+    pub fn is_for(&self, target: &AuditTarget, fail_open: bool) -> bool {
+        self.target.as_ref() == Some(target) && self.fail_open == fail_open
+    }
+
+    /// Returns the kind of sink, such as `sqlite`, for metrics.
+    pub fn sink_name(&self) -> &'static str {
+        match &self.target {
+            Some(AuditTarget::Sqlite(..)) => "sqlite",
+            Some(AuditTarget::Postgres(_)) => "postgres",
+            Some(AuditTarget::Stdout) => "stdout",
+            Some(AuditTarget::Off) => "off",
+            None => "custom",
+        }
     }
 
     /// Returns true when records are written somewhere.

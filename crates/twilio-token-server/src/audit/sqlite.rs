@@ -172,14 +172,36 @@ pub fn open(path: &Path, create: bool) -> Result<Connection, AuditError> {
 
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
     connection.busy_timeout(BUSY_TIMEOUT)?;
-    connection.pragma_update(None, "journal_mode", "WAL")?;
+    // Switching to WAL takes an exclusive lock, and SQLite answers "database is locked" at
+    // once, without its busy handler, when another process switches at the same moment, as
+    // two replicas starting together on one file do. Retry until the busy timeout.
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let mode: rusqlite::Result<String> =
+            connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0));
+        match mode {
+            Ok(_) => break,
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if error.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => return Err(error),
+        }
+    }
     connection.pragma_update(None, "synchronous", "FULL")?;
     Ok(())
 }
 
 fn migrate(connection: &mut Connection, path: &Path) -> Result<(), AuditError> {
     let failed = |error: rusqlite::Error| sqlite_error(path, "failed to migrate", &error);
-    let found: i64 = connection
+    // The version is read inside a write transaction, so a second process starting at the
+    // same time waits for the first one's migrations and then finds nothing left to do.
+    let transaction = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(failed)?;
+    let found: i64 = transaction
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(failed)?;
     let found = usize::try_from(found).unwrap_or(usize::MAX);
@@ -194,14 +216,12 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), AuditError> {
         ));
     }
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(found) {
-        let transaction = connection.transaction().map_err(failed)?;
         transaction.execute_batch(sql).map_err(failed)?;
         transaction
             .pragma_update(None, "user_version", version + 1)
             .map_err(failed)?;
-        transaction.commit().map_err(failed)?;
     }
-    Ok(())
+    transaction.commit().map_err(failed)
 }
 
 fn sqlite_error(path: &Path, action: &str, error: &rusqlite::Error) -> AuditError {
@@ -221,5 +241,42 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_opening_a_new_file_together_all_succeed() {
+        use std::hash::{BuildHasher as _, RandomState};
+        let folder = std::env::temp_dir().join(format!(
+            "twilio-token-audit-race-{}-{}",
+            std::process::id(),
+            RandomState::new().hash_one(std::time::SystemTime::now())
+        ));
+        let path = folder.join("audit.sqlite3");
+        // Each thread has its own connection, as two server processes on one file would.
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || SqliteSink::new(path).prepare())
+            })
+            .collect();
+        for opener in openers {
+            let opened = opener.join().expect("the thread ends");
+            assert!(
+                opened.is_ok(),
+                "{:?}",
+                opened.err().map(|error| error.message)
+            );
+        }
+        let connection = Connection::open(&path).expect("opens");
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("version");
+        assert_eq!(version, i64::try_from(SCHEMA_VERSION).expect("small"));
+        let _ = std::fs::remove_dir_all(folder);
     }
 }

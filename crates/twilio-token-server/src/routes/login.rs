@@ -124,7 +124,15 @@ async fn login(state: &AppState, request: Request) -> Result<Response, ApiError>
 
     let session = users
         .sign_in(&login.username, &login.password, peer_ip(&parts))
-        .await?;
+        .await
+        .inspect_err(|error| {
+            if matches!(
+                error,
+                ApiError::Unauthorized { .. } | ApiError::TooManyRequests { .. }
+            ) {
+                state.metrics.auth_failure("users", error.code());
+            }
+        })?;
 
     let cookie = users.session_cookie(&session, &parts.headers);
     let body = LoginResponse {
@@ -161,7 +169,8 @@ fn enabled_users(state: &AppState) -> Result<&UsersProvider, ApiError> {
 ///
 /// NOTE: behind a reverse proxy this is the proxy's address, so all clients share one failed
 /// sign-in limit per address. `X-Forwarded-For` is not read, because a client can forge it
-/// unless a trusted proxy overwrites it, and no setting marks a proxy as trusted yet.
+/// unless a trusted proxy overwrites it. `rate_limit.trusted_proxies` marks proxies as trusted
+/// for the rate limits only, not for this throttle.
 fn peer_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions

@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod health;
 pub mod login;
+pub mod metrics;
 pub mod openapi;
 pub mod token;
 
@@ -16,4 +17,5 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     ("POST", "/login"),
     ("POST", "/logout"),
+    ("GET", "/metrics"),
 ];

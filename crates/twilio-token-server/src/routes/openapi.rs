@@ -23,6 +23,7 @@ use crate::routes::login::{LoginRequest, LoginResponse, LogoutResponse};
         openapi_json,
         crate::routes::login::post_login,
         crate::routes::login::post_logout,
+        crate::routes::metrics::metrics,
     ),
     components(schemas(
         TokenRequest,

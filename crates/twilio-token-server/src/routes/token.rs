@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -41,13 +42,15 @@ pub struct TokenQuery {
         (status = 200, description = "A token", body = crate::issue::TokenResponse),
         (status = 400, description = "Malformed request", body = crate::error_schema::ErrorResponse),
         (status = 401, description = "Not authenticated", body = crate::error_schema::ErrorResponse),
-        (status = 403, description = "Not allowed by policy", body = crate::error_schema::ErrorResponse),
+        (status = 403, description = "Not allowed by policy, or the identity is revoked", body = crate::error_schema::ErrorResponse),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::error_schema::ErrorResponse),
         (status = 503, description = "The audit record could not be written", body = crate::error_schema::ErrorResponse)))]
 pub async fn get_token(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let started = Instant::now();
     let (parts, _) = request.into_parts();
     let query = match parse_query(parts.uri.query().unwrap_or("")) {
         Ok(query) => query,
-        Err(error) => return finish(&state, &parts, Err((None, error))).await,
+        Err(error) => return finish(&state, &parts, started, Err((None, error))).await,
     };
     let grants = query.grants.map(|grants| {
         grants
@@ -65,7 +68,7 @@ pub async fn get_token(State(state): State<Arc<AppState>>, request: Request) -> 
         identity: query.identity,
     };
     let decision = decide(&state, &parts, &token_request).await;
-    finish(&state, &parts, decision).await
+    finish(&state, &parts, started, decision).await
 }
 
 /// Mints a token for the authenticated caller; parameters in a JSON body.
@@ -74,18 +77,20 @@ pub async fn get_token(State(state): State<Arc<AppState>>, request: Request) -> 
         (status = 200, description = "A token", body = crate::issue::TokenResponse),
         (status = 400, description = "Malformed request", body = crate::error_schema::ErrorResponse),
         (status = 401, description = "Not authenticated", body = crate::error_schema::ErrorResponse),
-        (status = 403, description = "Not allowed by policy", body = crate::error_schema::ErrorResponse),
+        (status = 403, description = "Not allowed by policy, or the identity is revoked", body = crate::error_schema::ErrorResponse),
         (status = 413, description = "Body too large", body = crate::error_schema::ErrorResponse),
         (status = 415, description = "Body not JSON", body = crate::error_schema::ErrorResponse),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::error_schema::ErrorResponse),
         (status = 503, description = "The audit record could not be written", body = crate::error_schema::ErrorResponse)))]
 pub async fn post_token(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let started = Instant::now();
     let (parts, body) = request.into_parts();
     let token_request = match read_json_body(&parts, body, state.server.body_limit_bytes).await {
         Ok(request) => request,
-        Err(error) => return finish(&state, &parts, Err((None, error))).await,
+        Err(error) => return finish(&state, &parts, started, Err((None, error))).await,
     };
     let decision = decide(&state, &parts, &token_request).await;
-    finish(&state, &parts, decision).await
+    finish(&state, &parts, started, decision).await
 }
 
 /// The result of a token request: the caller and the token, or the error with the caller when
@@ -93,10 +98,17 @@ pub async fn post_token(State(state): State<Arc<AppState>>, request: Request) ->
 type Decision = Result<(Principal, Issued), (Option<Principal>, ApiError)>;
 
 async fn decide(state: &AppState, parts: &Parts, token_request: &TokenRequest) -> Decision {
+    if let Err(error) = crate::guard::before_authentication(state, parts).await {
+        return Err((None, error));
+    }
     let principal = match authenticate(state, parts).await {
         Ok(principal) => principal,
         Err(error) => return Err((None, error)),
     };
+    let now = state.now();
+    if let Err(error) = crate::guard::before_issue(state, &principal, token_request, now).await {
+        return Err((Some(principal), error));
+    }
     let issued = issue(
         &principal,
         token_request,
@@ -104,7 +116,7 @@ async fn decide(state: &AppState, parts: &Parts, token_request: &TokenRequest) -
         &state.profiles,
         &state.tokens,
         state.server.refresh_before_expiry,
-        state.now(),
+        now,
     );
     match issued {
         Ok(issued) => Ok((principal, issued)),
@@ -126,7 +138,16 @@ async fn decide(state: &AppState, parts: &Parts, token_request: &TokenRequest) -
 
 /// Logs the decision, writes its audit record, and returns the response. A token is returned
 /// only once its record is committed, unless the audit log is configured to fail open.
-async fn finish(state: &AppState, parts: &Parts, decision: Decision) -> Response {
+async fn finish(state: &AppState, parts: &Parts, started: Instant, decision: Decision) -> Response {
+    let response = record_and_respond(state, parts, decision).await;
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe_request("token", status, started.elapsed());
+    response
+}
+
+async fn record_and_respond(state: &AppState, parts: &Parts, decision: Decision) -> Response {
     let request_id = crate::app::request_id(&parts.headers);
     let peer = parts
         .extensions
@@ -144,6 +165,7 @@ async fn finish(state: &AppState, parts: &Parts, decision: Decision) -> Response
                 ttl = issued.response.ttl,
                 "token issued"
             );
+            state.metrics.token_issued(&issued.profile, &issued.grants);
             let record = issued_record(request_id, peer, &principal, &issued);
             let response = (
                 [
@@ -165,6 +187,7 @@ async fn finish(state: &AppState, parts: &Parts, decision: Decision) -> Response
                 code = error.code(),
                 "token request refused"
             );
+            state.metrics.refused(error.code());
             let mut record = AuditRecord::new(state.now(), request_id, peer);
             record.status = error.status().as_u16();
             record.reason = Some(error.code().to_owned());
@@ -180,10 +203,13 @@ async fn finish(state: &AppState, parts: &Parts, decision: Decision) -> Response
     match state.audit.record(record).await {
         Ok(()) => response,
         Err(error) if state.audit.fail_open() => {
+            state.metrics.audit_error(state.audit.sink_name());
             tracing::debug!(request_id, %error, "audit record not written, answering anyway");
             response
         }
         Err(error) => {
+            state.metrics.audit_error(state.audit.sink_name());
+            state.metrics.refused("audit_unavailable");
             tracing::debug!(request_id, %error, "audit record not written, answering 503");
             ApiError::AuditUnavailable.into_response()
         }
@@ -226,10 +252,16 @@ pub(crate) async fn authenticate(state: &AppState, parts: &Parts) -> Result<Prin
         extensions: &parts.extensions,
     };
     for provider in &state.providers {
-        if let Some(principal) = provider.authenticate(&auth_request).await? {
-            return Ok(principal);
+        match provider.authenticate(&auth_request).await {
+            Ok(Some(principal)) => return Ok(principal),
+            Ok(None) => {}
+            Err(error) => {
+                state.metrics.auth_failure(provider.name(), error.code());
+                return Err(error);
+            }
         }
     }
+    state.metrics.auth_failure("none", "missing_credentials");
     Err(ApiError::unauthorized(
         "missing_credentials",
         "no credentials were found: send an API key as Authorization: Bearer, or sign in first",

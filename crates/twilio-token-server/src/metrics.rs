@@ -1,0 +1,325 @@
+//! Prometheus metrics: the counters and histograms of one server, rendered as text at
+//! `GET /metrics`.
+//!
+//! A [`Metrics`] lives in [`AppState::metrics`](crate::AppState::metrics) and survives a
+//! configuration reload, so counters never go back to zero while the process runs. Modules that
+//! have the state call its methods, such as [`Metrics::audit_error`] or
+//! [`Metrics::jwks_refresh`]. The series and their labels are listed in
+//! `docs/OPERATIONS-limits.md`.
+
+use std::fmt;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// `[metrics]`: where `GET /metrics` is served.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve `GET /metrics`. Default true.
+    pub enabled: bool,
+    /// A separate address for `GET /metrics`, such as `127.0.0.1:9090`. When set, the main
+    /// listener does not serve it. Default: none, so the main listener serves it.
+    pub listen: Option<String>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
+/// The `Content-Type` of [`Metrics::render`]'s output: OpenMetrics text, which Prometheus reads.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Upper bounds of the latency buckets in seconds: 100 µs to about 10 s, each 2.5 times the one
+/// before. Minting takes a few microseconds, a sign-in with Argon2 tens of milliseconds, and a
+/// request that waits on Redis up to its timeout.
+const LATENCY_BUCKETS: [f64; 13] = [
+    0.0001, 0.00025, 0.000625, 0.0016, 0.004, 0.01, 0.025, 0.0625, 0.16, 0.4, 1.0, 2.5, 10.0,
+];
+
+type Labels1 = [(&'static str, String); 1];
+type Labels2 = [(&'static str, String); 2];
+
+fn new_latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// The server's metrics. Cheap to update from many threads at once.
+pub struct Metrics {
+    registry: Registry,
+    tokens_issued: Family<Labels1, Counter>,
+    grants_issued: Family<Labels2, Counter>,
+    refusals: Family<Labels1, Counter>,
+    auth_failures: Family<Labels2, Counter>,
+    rate_limited: Family<Labels1, Counter>,
+    rate_limit_fallbacks: Family<Labels1, Counter>,
+    request_duration: Family<Labels2, Histogram, fn() -> Histogram>,
+    redis_errors: Family<Labels1, Counter>,
+    audit_errors: Family<Labels1, Counter>,
+    jwks_refreshes: Family<Labels2, Counter>,
+    config_reloads: Family<Labels1, Counter>,
+    revocations: Family<Labels1, Gauge>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates the metrics with every series registered and no sample yet.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("twilio_token");
+        let tokens_issued = Family::<Labels1, Counter>::default();
+        registry.register(
+            "tokens_issued",
+            "Access Tokens issued, by profile",
+            tokens_issued.clone(),
+        );
+        let grants_issued = Family::<Labels2, Counter>::default();
+        registry.register(
+            "grants_issued",
+            "Grants written into issued tokens, by profile and grant",
+            grants_issued.clone(),
+        );
+        let refusals = Family::<Labels1, Counter>::default();
+        registry.register(
+            "token_refusals",
+            "Token requests refused after authentication or before it by a limit, by error code",
+            refusals.clone(),
+        );
+        let auth_failures = Family::<Labels2, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Failed authentications, by provider and error code",
+            auth_failures.clone(),
+        );
+        let rate_limited = Family::<Labels1, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by a rate limit, by scope (identity or client)",
+            rate_limited.clone(),
+        );
+        let rate_limit_fallbacks = Family::<Labels1, Counter>::default();
+        registry.register(
+            "rate_limit_fallbacks",
+            "Rate limit decisions made without Redis, by the on_redis_error policy applied",
+            rate_limit_fallbacks.clone(),
+        );
+        let request_duration =
+            Family::<Labels2, Histogram, fn() -> Histogram>::new_with_constructor(
+                new_latency_histogram,
+            );
+        registry.register(
+            "request_duration_seconds",
+            "Time from reading a request to its answer, by route and status",
+            request_duration.clone(),
+        );
+        let redis_errors = Family::<Labels1, Counter>::default();
+        registry.register(
+            "redis_errors",
+            "Failed Redis calls, by use (rate_limit or revocation)",
+            redis_errors.clone(),
+        );
+        let audit_errors = Family::<Labels1, Counter>::default();
+        registry.register(
+            "audit_errors",
+            "Audit records that could not be written, by sink",
+            audit_errors.clone(),
+        );
+        let jwks_refreshes = Family::<Labels2, Counter>::default();
+        registry.register(
+            "jwks_refreshes",
+            "Fetches of an identity provider's signing keys, by provider and outcome",
+            jwks_refreshes.clone(),
+        );
+        let config_reloads = Family::<Labels1, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by outcome (applied or rejected)",
+            config_reloads.clone(),
+        );
+        let revocations = Family::<Labels1, Gauge>::default();
+        registry.register(
+            "revocations",
+            "Entries in the revocation list the server holds, by kind (identity or jti)",
+            revocations.clone(),
+        );
+        Metrics {
+            registry,
+            tokens_issued,
+            grants_issued,
+            refusals,
+            auth_failures,
+            rate_limited,
+            rate_limit_fallbacks,
+            request_duration,
+            redis_errors,
+            audit_errors,
+            jwks_refreshes,
+            config_reloads,
+            revocations,
+        }
+    }
+
+    /// Counts one token issued by `profile` with `grants`.
+    pub fn token_issued(&self, profile: &str, grants: &[&str]) {
+        self.tokens_issued
+            .get_or_create(&[("profile", profile.to_owned())])
+            .inc();
+        for grant in grants {
+            self.grants_issued
+                .get_or_create(&[
+                    ("profile", profile.to_owned()),
+                    ("grant", (*grant).to_owned()),
+                ])
+                .inc();
+        }
+    }
+
+    /// Counts one token request refused with the error code `reason`.
+    pub fn refused(&self, reason: &str) {
+        self.refusals
+            .get_or_create(&[("reason", reason.to_owned())])
+            .inc();
+    }
+
+    /// Counts one failed authentication by `provider` (such as `api_key`, or `none` when no
+    /// provider found credentials) with the error code `reason`.
+    pub fn auth_failure(&self, provider: &str, reason: &str) {
+        self.auth_failures
+            .get_or_create(&[
+                ("provider", provider.to_owned()),
+                ("reason", reason.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// Counts one request refused by the rate limit of `scope` (`identity` or `client`).
+    pub fn rate_limited(&self, scope: &str) {
+        self.rate_limited
+            .get_or_create(&[("scope", scope.to_owned())])
+            .inc();
+    }
+
+    /// Counts one rate limit decision made without Redis under `policy` (`local`, `deny` or
+    /// `allow`).
+    pub fn rate_limit_fallback(&self, policy: &str) {
+        self.rate_limit_fallbacks
+            .get_or_create(&[("policy", policy.to_owned())])
+            .inc();
+    }
+
+    /// Records how long a request to `route` took and the status it got.
+    pub fn observe_request(&self, route: &str, status: u16, elapsed: Duration) {
+        self.request_duration
+            .get_or_create(&[("route", route.to_owned()), ("status", status.to_string())])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one failed Redis call made for `used_for` (`rate_limit` or `revocation`).
+    pub fn redis_error(&self, used_for: &str) {
+        self.redis_errors
+            .get_or_create(&[("use", used_for.to_owned())])
+            .inc();
+    }
+
+    /// Counts one audit record that the sink `sink` (such as `sqlite`) failed to write.
+    pub fn audit_error(&self, sink: &str) {
+        self.audit_errors
+            .get_or_create(&[("sink", sink.to_owned())])
+            .inc();
+    }
+
+    /// Counts one fetch of the signing keys (JWKS) of the identity provider `provider`, with
+    /// `outcome` such as `ok` or `error`.
+    pub fn jwks_refresh(&self, provider: &str, outcome: &str) {
+        self.jwks_refreshes
+            .get_or_create(&[
+                ("provider", provider.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// Counts one configuration reload with `outcome` `applied` or `rejected`.
+    pub fn config_reload(&self, outcome: &str) {
+        self.config_reloads
+            .get_or_create(&[("outcome", outcome.to_owned())])
+            .inc();
+    }
+
+    /// Sets the number of revocation entries of `kind` (`identity` or `jti`).
+    pub fn set_revocations(&self, kind: &str, entries: usize) {
+        self.revocations
+            .get_or_create(&[("kind", kind.to_owned())])
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    /// Renders every series as OpenMetrics text, ending with `# EOF`.
+    pub fn render(&self) -> String {
+        let mut text = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_counts_tokens_by_profile_and_grant() {
+        let metrics = Metrics::new();
+
+        metrics.token_issued("default", &["chat", "video"]);
+        metrics.token_issued("default", &["chat"]);
+        let text = metrics.render();
+
+        assert!(
+            text.contains("twilio_token_tokens_issued_total{profile=\"default\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "twilio_token_grants_issued_total{profile=\"default\",grant=\"chat\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn histogram_has_buckets_not_quantiles() {
+        let metrics = Metrics::new();
+
+        metrics.observe_request("token", 200, Duration::from_micros(300));
+        let text = metrics.render();
+
+        assert!(text.contains("# TYPE twilio_token_request_duration_seconds histogram"));
+        assert!(text.contains(
+            "twilio_token_request_duration_seconds_bucket{le=\"0.000625\",route=\"token\",status=\"200\"} 1"
+        ) || text.contains(
+            "twilio_token_request_duration_seconds_bucket{route=\"token\",status=\"200\",le=\"0.000625\"} 1"
+        ), "{text}");
+        assert!(!text.contains("quantile"), "{text}");
+    }
+}

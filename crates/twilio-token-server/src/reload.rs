@@ -1,0 +1,189 @@
+//! Reloading the configuration of a running server without dropping a request.
+//!
+//! A [`Reloader`] holds the current [`AppState`] and the router built from it. A reload builds
+//! a complete new state from the configuration, through the same validation as a start. Only
+//! when that succeeds does it swap in the new router, in one atomic step: requests already
+//! running finish with the old state, and the next request, on any connection, gets the new
+//! one. A configuration that fails validation is rejected, the running one is kept, and the log
+//! says which key is wrong.
+//!
+//! [`Reloader::watch`] reloads on `SIGHUP` and when the configuration file's contents change.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use sha2::{Digest as _, Sha256};
+
+use crate::app::app;
+use crate::config::ConfigError;
+use crate::state::AppState;
+
+/// Builds the new state from the current one; usually reads the file and the environment and
+/// calls [`AppState::reconfigure`].
+type Load = dyn Fn(&AppState) -> Result<AppState, ConfigError> + Send + Sync;
+
+/// The current state and router of a server that can reload its configuration.
+pub struct Reloader {
+    state: ArcSwap<AppState>,
+    routers: Arc<ArcSwap<Router>>,
+    load: Box<Load>,
+    /// One reload at a time, so two triggers cannot interleave.
+    running: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reloader")
+            .field("state", &self.state.load())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reloader {
+    /// Starts with `state`; `load` builds each new state from the running one.
+    pub fn new(
+        state: Arc<AppState>,
+        load: impl Fn(&AppState) -> Result<AppState, ConfigError> + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        let router = app(Arc::clone(&state));
+        Arc::new(Reloader {
+            state: ArcSwap::new(state),
+            routers: Arc::new(ArcSwap::from_pointee(router)),
+            load: Box::new(load),
+            running: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The router to serve with [`run_reloadable`](crate::run_reloadable).
+    pub fn routers(&self) -> Arc<ArcSwap<Router>> {
+        Arc::clone(&self.routers)
+    }
+
+    /// The state in use now.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.load_full()
+    }
+
+    /// Builds a new state and, when it is valid, serves it from the next request on.
+    /// `trigger`, such as `SIGHUP`, goes into the log line.
+    ///
+    /// # Errors
+    ///
+    /// Returns the [`ConfigError`] of a rejected configuration, after logging it; the running
+    /// configuration stays in use.
+    pub async fn reload(self: &Arc<Self>, trigger: &str) -> Result<(), ConfigError> {
+        let _running = self.running.lock().await;
+        let current = self.state();
+        let this = Arc::clone(self);
+        let previous = Arc::clone(&current);
+        // Loading reads files and may open SQLite, so it runs off the request threads.
+        let built = tokio::task::spawn_blocking(move || (this.load)(&previous))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ConfigError::new(
+                    "reload",
+                    "the reload task panicked: the log has the details",
+                ))
+            });
+        let state = match built {
+            Ok(state) => Arc::new(state),
+            Err(error) => {
+                current.metrics.config_reload("rejected");
+                tracing::error!(
+                    trigger,
+                    key = %error.key,
+                    reason = %error.message,
+                    "configuration reload rejected, the running configuration stays in use"
+                );
+                return Err(error);
+            }
+        };
+
+        if state.listen != current.listen {
+            tracing::warn!(
+                running = %current.listen,
+                configured = %state.listen,
+                "server.listen changed: the server keeps its address until it restarts"
+            );
+        }
+        if state.metrics_config.listen != current.metrics_config.listen {
+            tracing::warn!(
+                "metrics.listen changed: the metrics listener changes at the next restart"
+            );
+        }
+        let signing_keys: Vec<String> = {
+            let mut keys: Vec<String> = state
+                .profiles
+                .values()
+                .map(|profile| format!("{}={}", profile.name, profile.signing_key().0))
+                .collect();
+            keys.sort();
+            keys
+        };
+        self.routers.store(Arc::new(app(Arc::clone(&state))));
+        self.state.store(state);
+        current.metrics.config_reload("applied");
+        tracing::info!(trigger, ?signing_keys, "configuration reloaded");
+        Ok(())
+    }
+
+    /// Reloads on `SIGHUP`, and when the contents of `file` change (checked every `poll`),
+    /// until the returned task is aborted. Needs a Tokio runtime.
+    ///
+    /// A change is noticed by the SHA-256 of the file's contents, so a rewrite with the same
+    /// text does nothing, and a file that a change leaves invalid is rejected once, not at every
+    /// poll.
+    pub fn watch(
+        self: &Arc<Self>,
+        file: Option<PathBuf>,
+        poll: Duration,
+    ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        #[cfg(unix)]
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let this = Arc::clone(self);
+        Ok(tokio::spawn(async move {
+            let mut seen = match &file {
+                Some(path) => digest(path).await,
+                None => None,
+            };
+            let mut ticks = tokio::time::interval(poll);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                #[cfg(unix)]
+                let signalled = async { hangup.recv().await };
+                #[cfg(not(unix))]
+                let signalled = std::future::pending::<Option<()>>();
+                tokio::select! {
+                    received = signalled => {
+                        if received.is_none() {
+                            break;
+                        }
+                        if let Some(path) = &file {
+                            seen = digest(path).await;
+                        }
+                        let _ = this.reload("SIGHUP").await;
+                    }
+                    _ = ticks.tick(), if file.is_some() => {
+                        let Some(path) = &file else { continue };
+                        let now = digest(path).await;
+                        if now.is_some() && now != seen {
+                            seen = now;
+                            let _ = this.reload("file change").await;
+                        }
+                    }
+                }
+            }
+        }))
+    }
+}
+
+/// The SHA-256 of a file's contents, or `None` when it cannot be read (such as in the middle
+/// of an editor's rename).
+async fn digest(path: &std::path::Path) -> Option<[u8; 32]> {
+    let bytes = tokio::fs::read(path).await.ok()?;
+    Some(Sha256::digest(&bytes).into())
+}
