@@ -7,10 +7,9 @@
 //! Needs `node` (Debian `nodejs`) and `npm ci` in `tests/oidc`, which `scripts/test.sh` runs.
 
 mod common;
+#[path = "common/oidc_provider.rs"]
+mod oidc_provider;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -22,150 +21,8 @@ use common::{
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use oidc_provider::{AUDIENCE, OidcServer, standard_clients};
 use twilio_token_server::auth::api_key::generate_key;
-
-/// The audience the token server accepts.
-const AUDIENCE: &str = "urn:twilio-token";
-/// The client secret of every test client. Distinctive, so a log search cannot miss it.
-pub(crate) const CLIENT_SECRET: &str = "oidc-client-secret-DoNotLog-4242424242";
-
-/// A running `oidc-provider`, stopped when dropped.
-struct OidcServer {
-    issuer: String,
-    rsa_kid: String,
-    rsa_public_pem: String,
-    child: Option<Child>,
-    client: reqwest::Client,
-}
-
-fn provider_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc")
-}
-
-impl OidcServer {
-    /// Starts the provider with `clients` (see provider.mjs) and waits for its ready line.
-    fn start(clients: Value) -> Self {
-        let dir = provider_dir();
-        assert!(
-            dir.join("node_modules/oidc-provider").is_dir(),
-            "oidc-provider is not installed: run `npm ci` in {} (scripts/test.sh does)",
-            dir.display()
-        );
-        let mut child = Command::new("node")
-            .arg("provider.mjs")
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!("cannot start node ({error}): install Node.js 20 or later (Debian nodejs)")
-            });
-        let config = json!({ "clients": clients }).to_string();
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin
-            .write_all(config.as_bytes())
-            .expect("write the provider configuration");
-        drop(stdin);
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the provider's ready line");
-        let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|_| panic!("the provider did not start; it printed {line:?}"));
-        OidcServer {
-            issuer: ready["issuer"].as_str().expect("issuer").to_owned(),
-            rsa_kid: ready["rsa_kid"].as_str().expect("kid").to_owned(),
-            rsa_public_pem: ready["rsa_public_pem"].as_str().expect("pem").to_owned(),
-            child: Some(child),
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client builds"),
-        }
-    }
-
-    /// Gets an access token for `client_id` and `resource` with the client_credentials grant.
-    async fn token(&self, client_id: &str, resource: &str) -> String {
-        let response = self
-            .client
-            .post(format!("{}/token", self.issuer))
-            .basic_auth(client_id, Some(CLIENT_SECRET))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("resource", resource),
-                ("scope", "token"),
-            ])
-            .send()
-            .await
-            .expect("the provider answers the token request");
-        let status = response.status();
-        let body: Value = response.json().await.expect("token response is JSON");
-        assert_eq!(status, 200, "token request failed: {body}");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned()
-    }
-
-    /// Adds a new RSA signing key at the provider and returns its kid.
-    async fn rotate(&self) -> String {
-        let body: Value = self
-            .client
-            .post(format!("{}/__test/rotate", self.issuer))
-            .send()
-            .await
-            .expect("rotate")
-            .json()
-            .await
-            .expect("rotate answer");
-        body["kid"].as_str().expect("kid").to_owned()
-    }
-
-    /// Returns how many JWKS requests the provider has served.
-    async fn jwks_requests(&self) -> u64 {
-        let body: Value = self
-            .client
-            .get(format!("{}/__test/stats", self.issuer))
-            .send()
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("stats answer");
-        body["jwks_requests"].as_u64().expect("count")
-    }
-
-    /// Stops the provider process.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OidcServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// One client per algorithm, all with the `support` group and a verified email.
-fn standard_clients() -> Value {
-    let claims = json!({"groups": ["support"], "email": "svc@example.com", "email_verified": true});
-    json!([
-        {"client_id": "svc-rs256", "client_secret": CLIENT_SECRET, "alg": "RS256", "claims": claims},
-        {"client_id": "svc-ps256", "client_secret": CLIENT_SECRET, "alg": "PS256", "claims": claims},
-        {"client_id": "svc-es256", "client_secret": CLIENT_SECRET, "alg": "ES256", "claims": claims},
-        {"client_id": "svc-eddsa", "client_secret": CLIENT_SECRET, "alg": "EdDSA", "claims": claims},
-        {"client_id": "short-lived", "client_secret": CLIENT_SECRET, "alg": "RS256", "ttl": 1},
-        {"client_id": "unverified", "client_secret": CLIENT_SECRET, "alg": "RS256",
-         "claims": {"email": "x@example.com", "email_verified": false}},
-        {"client_id": "no-email", "client_secret": CLIENT_SECRET, "alg": "RS256"},
-    ])
-}
 
 /// Server configuration with an API key, the `[auth.oidc]` body given, and two rules: group
 /// `support` gets Chat, identities `idp:*` get Video.
@@ -237,7 +94,7 @@ async fn exchange(server: &TestServer, bearer: &str) -> (String, Vec<String>) {
     let body: Value = response.json().await.expect("JSON body");
     assert_eq!(status, 200, "POST /token: {body}");
     let token = body["token"].as_str().expect("token");
-    let verified = verifier().verify(token).expect("the minted token verifies");
+    verifier().verify(token).expect("the minted token verifies");
     let claims: Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD
             .decode(token.split('.').nth(1).expect("payload"))
@@ -252,7 +109,6 @@ async fn exchange(server: &TestServer, bearer: &str) -> (String, Vec<String>) {
         .cloned()
         .collect();
     grants.sort();
-    drop(verified);
     (
         claims["grants"]["identity"]
             .as_str()
