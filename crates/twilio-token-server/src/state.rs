@@ -142,8 +142,11 @@ impl AppState {
                              [[auth.oidc.issuers]]",
                         )
                     })?;
-                    let provider =
-                        Arc::new(OidcProvider::from_config(section, base_dir, Arc::clone(&clock))?);
+                    let provider = Arc::new(OidcProvider::from_config(
+                        section,
+                        base_dir,
+                        Arc::clone(&clock),
+                    )?);
                     providers.push(provider.clone());
                     oidc = Some(provider);
                 }

@@ -69,17 +69,17 @@ fn rand_suffix() -> u64 {
 
 async fn me(State(app): State<Arc<AppData>>, headers: HeaderMap) -> Response {
     app.me_calls.fetch_add(1, Ordering::SeqCst);
-    *app.last_headers.lock().expect("lock") =
-        headers.keys().map(|name| name.as_str().to_owned()).collect();
+    *app.last_headers.lock().expect("lock") = headers
+        .keys()
+        .map(|name| name.as_str().to_owned())
+        .collect();
     let delay = app.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let fail = app.fail_status.load(Ordering::SeqCst);
     if fail != 0 {
-        return StatusCode::from_u16(fail)
-            .expect("status")
-            .into_response();
+        return StatusCode::from_u16(fail).expect("status").into_response();
     }
     let session = headers
         .get(header::COOKIE)
@@ -176,11 +176,7 @@ async fn sign_in(app_url: &str, user: &str, groups: &str) -> String {
         .to_str()
         .expect("ASCII")
         .to_owned();
-    set_cookie
-        .split(';')
-        .next()
-        .expect("name=value")
-        .to_owned()
+    set_cookie.split(';').next().expect("name=value").to_owned()
 }
 
 async fn post_with_cookie(server: &TestServer, cookie: &str) -> reqwest::Response {
@@ -216,7 +212,10 @@ async fn identity_and_grants(response: reqwest::Response) -> (String, Vec<String
         .collect();
     grants.sort();
     (
-        claims["grants"]["identity"].as_str().expect("identity").to_owned(),
+        claims["grants"]["identity"]
+            .as_str()
+            .expect("identity")
+            .to_owned(),
         grants,
     )
 }
@@ -248,7 +247,10 @@ async fn session_cookie_gives_identity_and_groups_and_is_cached() {
         !forwarded.iter().any(|name| name == "x-unrelated-secret"),
         "only Cookie and Authorization are forwarded: {forwarded:?}"
     );
-    assert!(!forwarded.iter().any(|name| name == "content-type"), "{forwarded:?}");
+    assert!(
+        !forwarded.iter().any(|name| name == "content-type"),
+        "{forwarded:?}"
+    );
 
     // The same cookie again: answered from the cache.
     for _ in 0..3 {
@@ -286,7 +288,10 @@ async fn slow_or_failing_app_gives_503() {
     app.delay_ms.store(1500, Ordering::SeqCst);
     let started = std::time::Instant::now();
     let reply = expect_error(post_with_cookie(&server, &carol).await, 503, "unavailable").await;
-    assert!(started.elapsed() < Duration::from_millis(1200), "the timeout applies");
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "the timeout applies"
+    );
     assert_eq!(
         reply.message,
         "the app's sign-in check is unavailable: try again later"
@@ -298,7 +303,12 @@ async fn slow_or_failing_app_gives_503() {
     expect_error(post_with_cookie(&server, &carol).await, 503, "unavailable").await;
     // 403 means not signed in.
     app.fail_status.store(403, Ordering::SeqCst);
-    let reply = expect_error(post_with_cookie(&server, &carol).await, 401, "not_signed_in").await;
+    let reply = expect_error(
+        post_with_cookie(&server, &carol).await,
+        401,
+        "not_signed_in",
+    )
+    .await;
     assert!(reply.message.contains("answered 403"), "{}", reply.message);
     app.fail_status.store(0, Ordering::SeqCst);
 

@@ -319,8 +319,15 @@ async fn logs_hold_no_secret() {
     let tokens = seen.iter().filter(|value| value.starts_with("eyJ")).count();
     // Five API key requests and two OIDC ones got an Access Token, one forward request too; the
     // client also handled three OIDC bearer tokens.
-    assert_eq!(tokens - tokens_from_login, 5, "five API key requests got a token");
-    assert_eq!(tokens_from_login, 6, "three OIDC bearers and three minted tokens");
+    assert_eq!(
+        tokens - tokens_from_login,
+        5,
+        "five API key requests got a token"
+    );
+    assert_eq!(
+        tokens_from_login, 6,
+        "three OIDC bearers and three minted tokens"
+    );
     assert!(
         logs.contains("could not refresh the issuer's signing keys; the cached keys stay in use"),
         "the failed JWKS refresh is logged as a warning"

@@ -19,9 +19,9 @@ use common::{
     state_from, verifier,
 };
 use hmac::{Hmac, KeyInit, Mac};
+use oidc_provider::{AUDIENCE, OidcServer, standard_clients};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use oidc_provider::{AUDIENCE, OidcServer, standard_clients};
 use twilio_token_server::auth::api_key::generate_key;
 
 /// Server configuration with an API key, the `[auth.oidc]` body given, and two rules: group
@@ -185,7 +185,10 @@ async fn real_tokens_of_every_algorithm_exchange_for_access_tokens() {
         let (header, _) = split(&token);
         let alg = client.trim_start_matches("svc-");
         assert!(
-            header["alg"].as_str().expect("alg").eq_ignore_ascii_case(alg),
+            header["alg"]
+                .as_str()
+                .expect("alg")
+                .eq_ignore_ascii_case(alg),
             "{header}"
         );
         let (identity, grants) = exchange(&server, &token).await;
@@ -408,7 +411,10 @@ async fn rotated_keys_load_without_restart_and_cached_keys_outlive_the_provider(
     exchange(&server, &after).await;
     let (status, body) = readyz(&server).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.get("degraded").is_none(), "no failed refresh yet: {body}");
+    assert!(
+        body.get("degraded").is_none(),
+        "no failed refresh yet: {body}"
+    );
 
     // An unknown kid makes the server try the provider, which is down: the cached keys stay,
     // readiness shows the issuer as degraded.
@@ -481,6 +487,10 @@ async fn readiness_fails_until_keys_load() {
     let token = forge(&json!({"alg": "RS256", "kid": "k"}), &claims, Some(b"x"));
     let response = server.post_token(&token, json!({})).await;
     let reply = expect_error(response, 503, "unavailable").await;
-    assert!(reply.message.contains("signing keys could not be loaded"), "{}", reply.message);
+    assert!(
+        reply.message.contains("signing keys could not be loaded"),
+        "{}",
+        reply.message
+    );
     server.stop().await;
 }

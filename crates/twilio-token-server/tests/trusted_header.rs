@@ -73,7 +73,10 @@ async fn identity_of(response: reqwest::Response) -> (String, Value) {
     )
     .expect("claims");
     (
-        claims["grants"]["identity"].as_str().expect("identity").to_owned(),
+        claims["grants"]["identity"]
+            .as_str()
+            .expect("identity")
+            .to_owned(),
         claims["grants"].clone(),
     )
 }
@@ -97,7 +100,10 @@ async fn headers_count_only_from_trusted_proxies() {
         .expect("POST");
     let (identity, grants) = identity_of(response).await;
     assert_eq!(identity, "alice@example.com");
-    assert!(grants.get("chat").is_some(), "group support matched: {grants}");
+    assert!(
+        grants.get("chat").is_some(),
+        "group support matched: {grants}"
+    );
 
     // From 127.0.0.2 the same headers are ignored: no other credentials means 401.
     let outsider = client_from(Ipv4Addr::new(127, 0, 0, 2));
@@ -123,7 +129,10 @@ async fn headers_count_only_from_trusted_proxies() {
         .expect("POST with key");
     let (identity, grants) = identity_of(response).await;
     assert_eq!(identity, "backend-svc");
-    assert!(grants.get("chat").is_none(), "no group from the ignored header: {grants}");
+    assert!(
+        grants.get("chat").is_none(),
+        "no group from the ignored header: {grants}"
+    );
 
     // From the trusted proxy, a repeated identity header is refused.
     let response = proxy
@@ -135,6 +144,10 @@ async fn headers_count_only_from_trusted_proxies() {
         .await
         .expect("POST");
     let reply = expect_error(response, 401, "invalid_proxy_header").await;
-    assert!(reply.message.contains("appears more than once"), "{}", reply.message);
+    assert!(
+        reply.message.contains("appears more than once"),
+        "{}",
+        reply.message
+    );
     server.stop().await;
 }

@@ -153,7 +153,10 @@ impl ForwardProvider {
             .no_proxy()
             .build()
             .map_err(|error| {
-                ConfigError::new("auth.forward", format!("cannot build the HTTP client: {error}"))
+                ConfigError::new(
+                    "auth.forward",
+                    format!("cannot build the HTTP client: {error}"),
+                )
             })?;
         Ok(ForwardProvider {
             url: section.url.clone(),
@@ -172,7 +175,10 @@ impl ForwardProvider {
         if self.cache_for.is_zero() {
             return None;
         }
-        let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache
             .get(key)
             .filter(|entry| entry.until > Instant::now())
@@ -184,7 +190,10 @@ impl ForwardProvider {
             return;
         }
         let now = Instant::now();
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= self.cache_entries {
             cache.retain(|_, entry| entry.until > now);
             if cache.len() >= self.cache_entries {
@@ -378,8 +387,14 @@ mod tests {
     #[test]
     fn cache_keys_separate_header_combinations() {
         assert_ne!(cache_key(Some("a"), None), cache_key(None, Some("a")));
-        assert_ne!(cache_key(Some("ab"), Some("c")), cache_key(Some("a"), Some("bc")));
-        assert_eq!(cache_key(Some("a"), Some("b")), cache_key(Some("a"), Some("b")));
+        assert_ne!(
+            cache_key(Some("ab"), Some("c")),
+            cache_key(Some("a"), Some("bc"))
+        );
+        assert_eq!(
+            cache_key(Some("a"), Some("b")),
+            cache_key(Some("a"), Some("b"))
+        );
     }
 
     fn section(url: &str) -> ForwardSection {
@@ -396,7 +411,11 @@ mod tests {
 
     #[test]
     fn url_must_be_plain_http() {
-        for url in ["ftp://127.0.0.1/me", "not a url", "http://user:pw@127.0.0.1/me"] {
+        for url in [
+            "ftp://127.0.0.1/me",
+            "not a url",
+            "http://user:pw@127.0.0.1/me",
+        ] {
             let error = ForwardProvider::from_config(&section(url)).expect_err(url);
             assert_eq!(error.key, "auth.forward.url", "{url}");
         }

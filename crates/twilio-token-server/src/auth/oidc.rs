@@ -282,7 +282,10 @@ impl OidcProvider {
             ));
         }
         for (key, value) in [
-            ("auth.oidc.jwks_refresh_interval_secs", section.jwks_refresh_interval_secs),
+            (
+                "auth.oidc.jwks_refresh_interval_secs",
+                section.jwks_refresh_interval_secs,
+            ),
             ("auth.oidc.jwks_max_age_secs", section.jwks_max_age_secs),
             ("auth.oidc.http_timeout_secs", section.http_timeout_secs),
         ] {
@@ -313,7 +316,10 @@ impl OidcProvider {
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
             .map_err(|error| {
-                ConfigError::new("auth.oidc", format!("cannot build the HTTP client: {error}"))
+                ConfigError::new(
+                    "auth.oidc",
+                    format!("cannot build the HTTP client: {error}"),
+                )
             })?;
         Ok(OidcProvider {
             issuers,
@@ -462,7 +468,9 @@ impl OidcProvider {
             .map_err(|error| describe_request_error(url, &error))?
         {
             if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(format!("GET {url} returned more than {MAX_DOCUMENT_BYTES} bytes"));
+                return Err(format!(
+                    "GET {url} returned more than {MAX_DOCUMENT_BYTES} bytes"
+                ));
             }
             body.extend_from_slice(&chunk);
         }
@@ -485,7 +493,9 @@ impl OidcProvider {
         }
         match self.lookup(issuer, kid, kind, alg) {
             Lookup::Found(key) => return Ok(key),
-            Lookup::Mismatch(message) => return Err(ApiError::unauthorized("invalid_token", message)),
+            Lookup::Mismatch(message) => {
+                return Err(ApiError::unauthorized("invalid_token", message));
+            }
             Lookup::Unknown => {}
         }
         self.refresh(issuer, true).await;
@@ -509,7 +519,9 @@ impl OidcProvider {
                     ),
                     None => format!(
                         "the token has no kid and no {} in the JWKS of {} can check it",
-                        kind.describe().trim_start_matches("an ").trim_start_matches("a "),
+                        kind.describe()
+                            .trim_start_matches("an ")
+                            .trim_start_matches("a "),
                         issuer.issuer
                     ),
                 };
@@ -521,7 +533,10 @@ impl OidcProvider {
     fn lookup(&self, issuer: &Issuer, kid: Option<&str>, kind: KeyKind, alg: &str) -> Lookup {
         let cache = read_cache(issuer);
         let candidate = match kid {
-            Some(kid) => cache.keys.iter().find(|key| key.kid.as_deref() == Some(kid)),
+            Some(kid) => cache
+                .keys
+                .iter()
+                .find(|key| key.kid.as_deref() == Some(kid)),
             None => cache.keys.iter().find(|key| {
                 key.kind == kind && key.alg.as_deref().is_none_or(|key_alg| key_alg == alg)
             }),
@@ -564,8 +579,11 @@ impl OidcProvider {
             .as_str()
             .ok_or_else(|| wrong_type("iss", "a string"))?;
         let Some(issuer) = self.issuers.iter().find(|issuer| issuer.issuer == iss) else {
-            let configured: Vec<&str> =
-                self.issuers.iter().map(|issuer| issuer.issuer.as_str()).collect();
+            let configured: Vec<&str> = self
+                .issuers
+                .iter()
+                .map(|issuer| issuer.issuer.as_str())
+                .collect();
             return Err(ApiError::unauthorized(
                 "unknown_issuer",
                 format!(
@@ -624,7 +642,10 @@ impl OidcProvider {
         let key = self.find_key(issuer, kid, kind, alg).await?;
         let valid = jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, algorithm)
             .map_err(|_| {
-                ApiError::unauthorized("invalid_token", "the token's signature is not valid base64url")
+                ApiError::unauthorized(
+                    "invalid_token",
+                    "the token's signature is not valid base64url",
+                )
             })?;
         if !valid {
             return Err(ApiError::unauthorized(
@@ -786,10 +807,7 @@ fn malformed() -> ApiError {
 }
 
 fn missing_claim(claim: &str) -> ApiError {
-    ApiError::unauthorized(
-        "missing_claim",
-        format!("the token has no {claim} claim"),
-    )
+    ApiError::unauthorized("missing_claim", format!("the token has no {claim} claim"))
 }
 
 fn wrong_type(claim: &str, expected: &str) -> ApiError {
@@ -844,7 +862,11 @@ fn check_audience(issuer: &Issuer, claims: &Value) -> Result<(), ApiError> {
     {
         return Ok(());
     }
-    let presented: Vec<String> = audiences.iter().take(5).map(|aud| format!("{:?}", echo(aud))).collect();
+    let presented: Vec<String> = audiences
+        .iter()
+        .take(5)
+        .map(|aud| format!("{:?}", echo(aud)))
+        .collect();
     Err(ApiError::unauthorized(
         "invalid_audience",
         format!(
@@ -864,7 +886,8 @@ pub(crate) fn lookup_path<'v>(value: &'v Value, name: &str) -> Option<&'v Value>
     if !name.contains('.') {
         return None;
     }
-    name.split('.').try_fold(value, |current, part| current.get(part))
+    name.split('.')
+        .try_fold(value, |current, part| current.get(part))
 }
 
 fn map_principal(issuer: &Issuer, claims: &Value) -> Result<Principal, ApiError> {
@@ -884,10 +907,8 @@ fn map_principal(issuer: &Issuer, claims: &Value) -> Result<Principal, ApiError>
         .filter(|value| !value.is_empty())
         .ok_or_else(|| wrong_type(claim, "a non-empty string"))?;
     if issuer.identity_claim == IdentityClaim::Email {
-        let verified = matches!(
-            claims.get("email_verified"),
-            Some(Value::Bool(true))
-        ) || claims.get("email_verified").and_then(Value::as_str) == Some("true");
+        let verified = matches!(claims.get("email_verified"), Some(Value::Bool(true)))
+            || claims.get("email_verified").and_then(Value::as_str) == Some("true");
         if !verified {
             return Err(ApiError::unauthorized(
                 "email_not_verified",
@@ -911,7 +932,10 @@ fn map_principal(issuer: &Issuer, claims: &Value) -> Result<Principal, ApiError>
                 .map(|group| format!("{}{group}", issuer.groups_prefix))
                 .collect(),
             Some(_) => {
-                return Err(wrong_type(name, "an array of strings or a space-separated string"));
+                return Err(wrong_type(
+                    name,
+                    "an array of strings or a space-separated string",
+                ));
             }
         },
     };
@@ -1064,7 +1088,9 @@ fn jwks_uri_from_discovery(text: &str, issuer: &str, url: &str) -> Result<String
         .and_then(Value::as_str)
         .ok_or_else(|| format!("the discovery document at {url} has no jwks_uri"))?;
     if !is_http_url(jwks_uri) {
-        return Err(format!("the discovery document at {url} has a jwks_uri that is not http(s)"));
+        return Err(format!(
+            "the discovery document at {url} has a jwks_uri that is not http(s)"
+        ));
     }
     Ok(jwks_uri.to_owned())
 }
@@ -1135,7 +1161,10 @@ mod tests {
             lookup_path(&claims, "https://app.example.com/roles"),
             Some(&json!(["a"]))
         );
-        assert_eq!(lookup_path(&claims, "realm_access.roles"), Some(&json!(["b"])));
+        assert_eq!(
+            lookup_path(&claims, "realm_access.roles"),
+            Some(&json!(["b"]))
+        );
         assert_eq!(lookup_path(&claims, "realm_access.none"), None);
     }
 

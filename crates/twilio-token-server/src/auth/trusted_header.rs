@@ -233,8 +233,8 @@ mod tests {
         assert!(provider.is_trusted("::ffff:127.0.0.1".parse().expect("ip")));
         assert!(provider.is_trusted("::1".parse().expect("ip")));
 
-        let error =
-            TrustedHeaderProvider::from_config(&section(&["127.0.0.1", "proxy.local"])).expect_err("name");
+        let error = TrustedHeaderProvider::from_config(&section(&["127.0.0.1", "proxy.local"]))
+            .expect_err("name");
         assert_eq!(error.key, "auth.trusted_header.trusted_proxies[1]");
         let error = TrustedHeaderProvider::from_config(&section(&[])).expect_err("empty");
         assert_eq!(error.key, "auth.trusted_header.trusted_proxies");

@@ -151,4 +151,3 @@ pub(crate) fn standard_clients() -> Value {
         {"client_id": "no-email", "client_secret": CLIENT_SECRET, "alg": "RS256"},
     ])
 }
-
