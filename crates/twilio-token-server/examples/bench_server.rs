@@ -11,6 +11,12 @@
 //! token built once at start-up and returns `{"identity", "token"}`: no authentication, no
 //! policy, no middleware. The difference between the two is the cost of everything but minting.
 //!
+//! With `--oidc ISSUER` the full token server also accepts OpenID Connect bearer tokens from
+//! `ISSUER` (audience `urn:twilio-token`), with the `oidc` provider after `api_key` as in a
+//! deployment that has both; the JWKS is loaded by discovery on first use and cached. The
+//! verified-token cache is on, as by default; `--oidc-verify-each` turns it off, so every request
+//! checks the RS256 signature. `scripts/bench/server/oidc.sh` runs these against `oidc-provider`.
+//!
 //! Both listen on 127.0.0.1 only and stop on SIGINT or SIGTERM. Logs go to stderr through a
 //! `tracing-subscriber` fmt layer filtered by `RUST_LOG` (default `info`), as a deployment
 //! would run. The SIDs and the Twilio secret are fake placeholders.
@@ -41,17 +47,25 @@ const IDENTITY: &str = "bench-user";
 struct Options {
     port: u16,
     bare: bool,
+    oidc_issuer: Option<String>,
+    oidc_verify_each: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
         port: 8081,
         bare: false,
+        oidc_issuer: None,
+        oidc_verify_each: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--bare" => options.bare = true,
+            "--oidc" => {
+                options.oidc_issuer = Some(args.next().ok_or("--oidc needs an issuer URL")?)
+            }
+            "--oidc-verify-each" => options.oidc_verify_each = true,
             "--port" => {
                 let value = args.next().ok_or("--port needs a port number")?;
                 options.port = value
@@ -60,7 +74,8 @@ fn parse_options() -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}: use --port N and --bare"
+                    "unknown argument {other:?}: use --port N, --bare, --oidc ISSUER and \
+                     --oidc-verify-each"
                 ));
             }
         }
@@ -68,12 +83,33 @@ fn parse_options() -> Result<Options, String> {
     Ok(options)
 }
 
-/// Builds the full token server's state: one API key (stored as its hash) and one Chat rule.
-fn token_state(api_key: &str) -> Result<AppState, String> {
+/// Builds the full token server's state: one API key (stored as its hash), the OIDC issuer
+/// when given, and one Chat rule.
+fn token_state(api_key: &str, options: &Options) -> Result<AppState, String> {
+    let oidc = match &options.oidc_issuer {
+        None => String::new(),
+        Some(issuer) => format!(
+            r#"
+[auth.oidc]
+verified_cache_secs = {cache}
+
+[[auth.oidc.issuers]]
+issuer = "{issuer}"
+audiences = ["urn:twilio-token"]
+"#,
+            cache = if options.oidc_verify_each { 0 } else { 60 }
+        ),
+    };
+    let order = if options.oidc_issuer.is_some() {
+        r#"["api_key", "oidc"]"#
+    } else {
+        r#"["api_key"]"#
+    };
     let text = format!(
         r#"
 [auth]
-order = ["api_key"]
+order = {order}
+{oidc}
 
 [[auth.api_keys]]
 name = "bench"
@@ -145,7 +181,9 @@ fn router(options: &Options) -> Result<Router, String> {
         .ok()
         .filter(|key| key.starts_with(KEY_PREFIX))
         .ok_or("BENCH_API_KEY must hold an API key starting with ttk_")?;
-    Ok(twilio_token_server::app(Arc::new(token_state(&api_key)?)))
+    Ok(twilio_token_server::app(Arc::new(token_state(
+        &api_key, options,
+    )?)))
 }
 
 #[tokio::main]
