@@ -240,9 +240,12 @@ async fn bad_tokens_are_refused_with_precise_messages() {
     );
     let (server, _) = start_server(r#"["api_key", "oidc"]"#, &oidc).await;
 
-    // Expired: a one-second token, with no leeway.
+    // Expired: a two-second token, with no leeway. It is accepted at first, which puts it in the
+    // verified-token cache; the cache must not outlive its exp.
     let short = idp.token("short-lived", AUDIENCE).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (identity, _) = exchange(&server, &short).await;
+    assert_eq!(identity, "idp:short-lived");
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     expect_refused(&server, &short, "token_expired", "the token expired at").await;
 
     // Wrong audience: the error names the accepted ones.

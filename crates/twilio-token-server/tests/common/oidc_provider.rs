@@ -145,7 +145,7 @@ pub(crate) fn standard_clients() -> Value {
         {"client_id": "svc-ps256", "client_secret": CLIENT_SECRET, "alg": "PS256", "claims": claims},
         {"client_id": "svc-es256", "client_secret": CLIENT_SECRET, "alg": "ES256", "claims": claims},
         {"client_id": "svc-eddsa", "client_secret": CLIENT_SECRET, "alg": "EdDSA", "claims": claims},
-        {"client_id": "short-lived", "client_secret": CLIENT_SECRET, "alg": "RS256", "ttl": 1},
+        {"client_id": "short-lived", "client_secret": CLIENT_SECRET, "alg": "RS256", "ttl": 2},
         {"client_id": "unverified", "client_secret": CLIENT_SECRET, "alg": "RS256",
          "claims": {"email": "x@example.com", "email_verified": false}},
         {"client_id": "no-email", "client_secret": CLIENT_SECRET, "alg": "RS256"},
