@@ -497,3 +497,50 @@ async fn readiness_fails_until_keys_load() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn keys_load_from_a_jwks_url_or_file() {
+    let idp = OidcServer::start(standard_clients());
+    let token = idp.token("svc-es256", AUDIENCE).await;
+
+    let by_url = issuer_block(&idp.issuer, &format!("jwks_url = \"{}/jwks\"", idp.issuer));
+    let (server, _) = start_server(r#"["oidc"]"#, &by_url).await;
+    let (identity, _) = exchange(&server, &token).await;
+    assert_eq!(identity, "svc-es256");
+    server.stop().await;
+
+    let jwks = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .get(format!("{}/jwks", idp.issuer))
+        .send()
+        .await
+        .expect("GET /jwks")
+        .text()
+        .await
+        .expect("JWKS text");
+    let dir = std::env::temp_dir().join(format!("twilio-token-oidc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, jwks).expect("write JWKS");
+    let by_file = issuer_block(&idp.issuer, &format!("jwks_file = \"{}\"", file.display()));
+    let (server, _) = start_server(r#"["oidc"]"#, &by_file).await;
+    let (identity, _) = exchange(&server, &token).await;
+    assert_eq!(identity, "svc-es256");
+    server.stop().await;
+    std::fs::remove_dir_all(&dir).expect("remove temp dir");
+}
+
+#[tokio::test]
+async fn discovery_must_name_the_configured_issuer() {
+    let idp = OidcServer::start(standard_clients());
+    // The provider's issuer has no trailing slash, so this one differs from what discovery
+    // publishes, and no key loads.
+    let configured = format!("{}/", idp.issuer);
+    let (server, _) = start_server(r#"["oidc"]"#, &issuer_block(&configured, "")).await;
+    let (status, body) = readyz(&server).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["failing"], json!([format!("oidc_keys {configured}")]));
+    server.stop().await;
+}

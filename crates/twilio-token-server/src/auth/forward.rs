@@ -410,6 +410,26 @@ mod tests {
     }
 
     #[test]
+    fn cache_is_bounded() {
+        let mut section = section("http://127.0.0.1:3000/api/me");
+        section.cache_entries = 2;
+        let provider = ForwardProvider::from_config(&section).expect("valid");
+        let principal = Principal {
+            identity: Some("u".into()),
+            groups: Vec::new(),
+            method: "forward",
+            subject: "u".into(),
+            may_act_for: None,
+        };
+        for index in 0..5u8 {
+            provider.remember([index; 32], &principal);
+            let size = provider.cache.lock().expect("lock").len();
+            assert!(size <= 2, "cache holds {size} entries");
+        }
+        assert_eq!(provider.recall(&[4; 32]), Some(principal));
+    }
+
+    #[test]
     fn url_must_be_plain_http() {
         for url in [
             "ftp://127.0.0.1/me",

@@ -1195,6 +1195,93 @@ mod tests {
         assert_eq!(keys[0].kind, KeyKind::Rsa);
     }
 
+    fn provider_at(now: u64, section: OidcSection) -> OidcProvider {
+        let clock: Arc<dyn Clock + Send + Sync> = Arc::new(twilio_access_token::FixedClock(now));
+        OidcProvider::from_config(&section, std::path::Path::new("."), clock).expect("valid")
+    }
+
+    fn one_issuer(leeway_secs: u64) -> OidcSection {
+        OidcSection {
+            leeway_secs,
+            issuers: vec![IssuerSection {
+                issuer: "https://id.example.com".into(),
+                audiences: vec!["app".into()],
+                jwks_url: None,
+                jwks_file: None,
+                identity_claim: default_identity_claim(),
+                identity_prefix: String::new(),
+                groups_claim: None,
+                groups_prefix: String::new(),
+                algorithms: default_algorithms(),
+            }],
+            ..OidcSection::default()
+        }
+    }
+
+    #[test]
+    fn times_are_checked_with_leeway() {
+        let provider = provider_at(1_000, one_issuer(10));
+        let check = |claims: Value| provider.check_times(&claims, 1_000);
+
+        assert_eq!(check(json!({"exp": 990})).expect("within leeway"), 990);
+        let error = check(json!({"exp": 989})).expect_err("expired");
+        assert_eq!(error.code(), "token_expired");
+        assert_eq!(
+            error.message(),
+            "the token expired at 989 (Unix time), 11 seconds ago: get a new token from the \
+             identity provider"
+        );
+        assert_eq!(
+            check(json!({})).expect_err("no exp").code(),
+            "missing_claim"
+        );
+
+        assert!(check(json!({"exp": 2_000, "nbf": 1_010, "iat": 1_010})).is_ok());
+        let error = check(json!({"exp": 2_000, "nbf": 1_011})).expect_err("nbf");
+        assert_eq!(error.code(), "token_not_yet_valid");
+        assert!(
+            error.message().contains("not valid before 1011"),
+            "{}",
+            error.message()
+        );
+        let error = check(json!({"exp": 2_000, "iat": 1_500})).expect_err("iat");
+        assert_eq!(error.code(), "token_not_yet_valid");
+        assert!(
+            error.message().contains("500 seconds in the future"),
+            "{}",
+            error.message()
+        );
+    }
+
+    fn principal(name: &str) -> Principal {
+        Principal {
+            identity: Some(name.into()),
+            groups: Vec::new(),
+            method: "oidc",
+            subject: name.into(),
+            may_act_for: None,
+        }
+    }
+
+    #[test]
+    fn verified_cache_is_bounded_and_honours_exp() {
+        let mut section = one_issuer(0);
+        section.verified_cache_entries = 2;
+        let provider = provider_at(1_000, section);
+
+        provider.remember("token-a", &principal("a"), 2_000, 1_000);
+        provider.remember("token-b", &principal("b"), 2_000, 1_000);
+        assert_eq!(provider.recall("token-a"), Some(principal("a")));
+        // Full, and nothing has expired: the cache starts over.
+        provider.remember("token-c", &principal("c"), 2_000, 1_000);
+        assert_eq!(provider.recall("token-a"), None);
+        assert_eq!(provider.recall("token-c"), Some(principal("c")));
+
+        // An entry whose token expired before now is not used.
+        provider.remember("token-old", &principal("old"), 999, 1_000);
+        assert_eq!(provider.recall("token-old"), None);
+    }
+
     #[test]
     fn config_errors_name_the_key() {
         let clock: Arc<dyn Clock + Send + Sync> = Arc::new(twilio_access_token::SystemClock);

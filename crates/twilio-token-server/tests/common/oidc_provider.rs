@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -41,7 +42,7 @@ impl OidcServer {
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|error| {
                 panic!("cannot start node ({error}): install Node.js 20 or later (Debian nodejs)")
@@ -52,13 +53,32 @@ impl OidcServer {
             .write_all(config.as_bytes())
             .expect("write the provider configuration");
         drop(stdin);
+        // Read the ready line on a thread, so a provider that never starts fails the test
+        // after a minute instead of hanging it. Its stderr is kept for the failure message.
         let stdout = child.stdout.take().expect("stdout is piped");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the provider's ready line");
-        let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|_| panic!("the provider did not start; it printed {line:?}"));
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let Ok(line) = receiver.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let mut errors = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut errors);
+            panic!("the provider printed no ready line within 60 s; its stderr: {errors}");
+        };
+        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            let _ = child.kill();
+            let mut errors = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut errors);
+            panic!("the provider did not start; it printed {line:?} and on stderr: {errors}")
+        });
+        // Drain stderr (oidc-provider's start-up warnings) so the pipe never fills.
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+        });
         OidcServer {
             issuer: ready["issuer"].as_str().expect("issuer").to_owned(),
             rsa_kid: ready["rsa_kid"].as_str().expect("kid").to_owned(),
@@ -66,6 +86,7 @@ impl OidcServer {
             child: Some(child),
             client: reqwest::Client::builder()
                 .no_proxy()
+                .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client builds"),
         }
