@@ -12,6 +12,9 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/interop/requirements.txt
 export TWILIO_TOKEN_PYTHON="$venv/bin/python"
 
+# The OpenID Connect end-to-end tests run the npm package oidc-provider on loopback.
+(cd crates/twilio-token-server/tests/oidc && npm ci --no-audit --no-fund --silent)
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked -- --include-ignored

@@ -19,6 +19,12 @@
 //! limits per identity and per client, in process or in Redis, with a budget the load never
 //! uses up.
 //!
+//! With `--oidc ISSUER` the full token server also accepts OpenID Connect bearer tokens from
+//! `ISSUER` (audience `urn:twilio-token`), with the `oidc` provider after `api_key` as in a
+//! deployment that has both; the JWKS is loaded by discovery on first use and cached. The
+//! verified-token cache is on, as by default; `--oidc-verify-each` turns it off, so every request
+//! checks the RS256 signature. `scripts/bench/server/oidc.sh` runs these against `oidc-provider`.
+//!
 //! Both listen on 127.0.0.1 only and stop on SIGINT or SIGTERM. Logs go to stderr through a
 //! `tracing-subscriber` fmt layer filtered by `RUST_LOG` (default `info`), as a deployment
 //! would run. The SIDs and the Twilio secret are fake placeholders.
@@ -58,6 +64,10 @@ struct Options {
     /// a budget the load never exhausts, so every request pays for the checks and none is
     /// refused.
     limits: Option<String>,
+    /// `--oidc ISSUER`: also accept OpenID Connect bearer tokens from this issuer.
+    oidc_issuer: Option<String>,
+    /// `--oidc-verify-each`: check the signature of every OIDC token, without the cache.
+    oidc_verify_each: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -66,6 +76,8 @@ fn parse_options() -> Result<Options, String> {
         bare: false,
         audit: "sink = \"off\"".to_owned(),
         limits: None,
+        oidc_issuer: None,
+        oidc_verify_each: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -88,6 +100,10 @@ fn parse_options() -> Result<Options, String> {
             "--limits" => {
                 options.limits = Some(args.next().ok_or("--limits needs memory or a Redis URL")?);
             }
+            "--oidc" => {
+                options.oidc_issuer = Some(args.next().ok_or("--oidc needs an issuer URL")?)
+            }
+            "--oidc-verify-each" => options.oidc_verify_each = true,
             "--port" => {
                 let value = args.next().ok_or("--port needs a port number")?;
                 options.port = value
@@ -97,7 +113,8 @@ fn parse_options() -> Result<Options, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other:?}: use --port N, --bare, --audit-sqlite FILE, \
-                     --audit-sqlite-normal FILE, --audit-postgres and --limits memory|URL"
+                     --audit-sqlite-normal FILE, --audit-postgres, --limits memory|URL, \
+                     --oidc ISSUER and --oidc-verify-each"
                 ));
             }
         }
@@ -105,17 +122,39 @@ fn parse_options() -> Result<Options, String> {
     Ok(options)
 }
 
-/// Builds the full token server's state: one API key (stored as its hash) and one Chat rule.
-fn token_state(api_key: &str, audit: &str, limits: Option<&str>) -> Result<AppState, String> {
-    let limits = match limits {
+/// Builds the full token server's state: one API key (stored as its hash), the OIDC issuer
+/// when given, and one Chat rule, with the audit log and rate limits the options ask for.
+fn token_state(api_key: &str, options: &Options) -> Result<AppState, String> {
+    let audit = &options.audit;
+    let limits = match options.limits.as_deref() {
         None => String::new(),
         Some("memory") => LIMITS.to_owned(),
         Some(url) => format!("{LIMITS}store = \"redis\"\nredis_url = \"{url}\"\n"),
     };
+    let oidc = match &options.oidc_issuer {
+        None => String::new(),
+        Some(issuer) => format!(
+            r#"
+[auth.oidc]
+verified_cache_secs = {cache}
+
+[[auth.oidc.issuers]]
+issuer = "{issuer}"
+audiences = ["urn:twilio-token"]
+"#,
+            cache = if options.oidc_verify_each { 0 } else { 60 }
+        ),
+    };
+    let order = if options.oidc_issuer.is_some() {
+        r#"["api_key", "oidc"]"#
+    } else {
+        r#"["api_key"]"#
+    };
     let text = format!(
         r#"
 [auth]
-order = ["api_key"]
+order = {order}
+{oidc}
 
 [[auth.api_keys]]
 name = "bench"
@@ -196,9 +235,7 @@ fn router(options: &Options) -> Result<Router, String> {
         .filter(|key| key.starts_with(KEY_PREFIX))
         .ok_or("BENCH_API_KEY must hold an API key starting with ttk_")?;
     Ok(twilio_token_server::app(Arc::new(token_state(
-        &api_key,
-        &options.audit,
-        options.limits.as_deref(),
+        &api_key, options,
     )?)))
 }
 

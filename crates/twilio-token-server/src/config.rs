@@ -161,6 +161,12 @@ pub struct AuthSection {
     pub users: Option<UsersSection>,
     /// `[[auth.api_keys]]`: static bearer keys for backends.
     pub api_keys: Vec<ApiKeySection>,
+    /// `[auth.oidc]`: bearer JWTs from OpenID Connect providers. Absent means disabled.
+    pub oidc: Option<crate::auth::oidc::OidcSection>,
+    /// `[auth.forward]`: the app's own "who am I" endpoint. Absent means disabled.
+    pub forward: Option<crate::auth::forward::ForwardSection>,
+    /// `[auth.trusted_header]`: headers set by an authenticating proxy. Absent means disabled.
+    pub trusted_header: Option<crate::auth::trusted_header::TrustedHeaderSection>,
 }
 
 impl Default for AuthSection {
@@ -169,6 +175,9 @@ impl Default for AuthSection {
             order: vec!["api_key".into(), "users".into()],
             users: None,
             api_keys: Vec::new(),
+            oidc: None,
+            forward: None,
+            trusted_header: None,
         }
     }
 }

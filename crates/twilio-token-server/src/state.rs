@@ -10,6 +10,9 @@ use twilio_access_token::{Clock, SystemClock};
 use crate::audit::{AuditLog, AuditTarget};
 use crate::auth::AuthProvider;
 use crate::auth::api_key::{ApiKey, ApiKeyProvider};
+use crate::auth::forward::ForwardProvider;
+use crate::auth::oidc::{KeyHealth, OidcProvider};
+use crate::auth::trusted_header::TrustedHeaderProvider;
 use crate::auth::users::UsersProvider;
 use crate::config::{
     ConfigError, Environment, FileConfig, Profile, ServerSection, build_profile, parse_listen,
@@ -53,6 +56,8 @@ pub struct AppState {
     pub revocations: Option<Arc<Revocations>>,
     /// The `[metrics]` settings.
     pub metrics_config: MetricsSection,
+    /// The OpenID Connect provider, when `oidc` is in `auth.order`. It is also in `providers`.
+    pub oidc: Option<Arc<OidcProvider>>,
 }
 
 impl fmt::Debug for AppState {
@@ -146,6 +151,7 @@ impl AppState {
         let clock: Arc<dyn Clock + Send + Sync> = Arc::new(SystemClock);
         let mut providers: Vec<Arc<dyn AuthProvider>> = Vec::new();
         let mut users = None;
+        let mut oidc = None;
         for (index, name) in file.auth.order.iter().enumerate() {
             match name.as_str() {
                 "api_key" => {
@@ -172,10 +178,49 @@ impl AppState {
                         users = Some(provider);
                     }
                 }
+                "oidc" => {
+                    let section = file.auth.oidc.as_ref().ok_or_else(|| {
+                        ConfigError::new(
+                            format!("auth.order[{index}]"),
+                            "oidc is listed but [auth.oidc] is missing: add it with at least one \
+                             [[auth.oidc.issuers]]",
+                        )
+                    })?;
+                    let provider = Arc::new(OidcProvider::from_config(
+                        section,
+                        base_dir,
+                        Arc::clone(&clock),
+                    )?);
+                    providers.push(provider.clone());
+                    oidc = Some(provider);
+                }
+                "forward" => {
+                    let section = file.auth.forward.as_ref().ok_or_else(|| {
+                        ConfigError::new(
+                            format!("auth.order[{index}]"),
+                            "forward is listed but [auth.forward] is missing: add it with the url \
+                             of the app's who-am-I endpoint",
+                        )
+                    })?;
+                    providers.push(Arc::new(ForwardProvider::from_config(section)?));
+                }
+                "trusted_header" => {
+                    let section = file.auth.trusted_header.as_ref().ok_or_else(|| {
+                        ConfigError::new(
+                            format!("auth.order[{index}]"),
+                            "trusted_header is listed but [auth.trusted_header] is missing: add \
+                             it with trusted_proxies",
+                        )
+                    })?;
+                    providers.push(Arc::new(TrustedHeaderProvider::from_config(section)?));
+                }
                 other => {
                     return Err(ConfigError::new(
                         format!("auth.order[{index}]"),
-                        format!("unknown provider {other:?}: the providers are api_key and users"),
+                        format!(
+                            "unknown provider {other:?}: the providers are api_key, users, oidc, \
+                             forward and trusted_header"
+                        ),
                     ));
                 }
             }
@@ -238,6 +283,7 @@ impl AppState {
             rate_limits,
             revocations,
             metrics_config: file.metrics.clone(),
+            oidc,
         })
     }
 
@@ -256,7 +302,29 @@ impl AppState {
         if self.audit.is_failing() && !self.audit.fail_open() && self.audit.probe().await.is_err() {
             failures.push("audit_log".to_owned());
         }
+        if let Some(oidc) = &self.oidc {
+            for (issuer, health) in oidc.key_health().await {
+                if health == KeyHealth::Missing {
+                    failures.push(format!("oidc_keys {issuer}"));
+                }
+            }
+        }
         failures
+    }
+
+    /// Returns the names of dependencies that are degraded but do not stop token issuing, such
+    /// as an OpenID Connect provider whose keys could not be refreshed while cached keys are
+    /// still in use.
+    pub async fn readiness_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(oidc) = &self.oidc {
+            for (issuer, health) in oidc.key_health().await {
+                if health == KeyHealth::Stale {
+                    warnings.push(format!("oidc_keys_stale {issuer}"));
+                }
+            }
+        }
+        warnings
     }
 
     /// Returns the current Unix time by the state's clock.

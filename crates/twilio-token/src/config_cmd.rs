@@ -130,6 +130,10 @@ fn effective_configuration(file: &FileConfig, state: &AppState) -> Value {
             "providers": providers,
             "users": users,
             "api_keys": api_keys,
+            "oidc": serde_json::to_value(&file.auth.oidc).unwrap_or(Value::Null),
+            "forward": serde_json::to_value(&file.auth.forward).unwrap_or(Value::Null),
+            "trusted_header": serde_json::to_value(&file.auth.trusted_header)
+                .unwrap_or(Value::Null),
         },
         "profiles": profiles,
         "policy": { "rules": rules },
@@ -401,6 +405,51 @@ mod tests {
         assert_eq!(parsed["policy"]["rules"][0]["ttl"].as_integer(), Some(60));
         assert!(parsed["policy"]["rules"][0]["grants"]["sync"].is_table());
         assert_eq!(parsed["auth"]["api_keys"][0]["name"].as_str(), Some("a"));
+    }
+
+    #[test]
+    fn login_providers_appear_with_their_defaults() {
+        let file = twilio_token_server::config::parse(
+            r#"
+            [auth]
+            order = ["oidc", "forward", "trusted_header"]
+            [[auth.oidc.issuers]]
+            issuer = "https://id.example.com"
+            audiences = ["app"]
+            [auth.forward]
+            url = "http://127.0.0.1:3000/me"
+            [auth.trusted_header]
+            trusted_proxies = ["127.0.0.1/32"]
+            [[profiles]]
+            account_sid = "AC0123456789abcdef0123456789abcdef"
+            api_keys = [{ sid = "SKfedcba9876543210fedcba9876543210", secret_env = "S" }]
+            "#,
+        )
+        .expect("valid TOML");
+        let environment = twilio_token_server::config::Environment::from([(
+            "S".to_owned(),
+            "FAKEsecretDoNotUse0123456789abcd".to_owned(),
+        )]);
+        let state = AppState::from_config(&file, &environment, Path::new(".")).expect("valid");
+
+        let view = effective_configuration(&file, &state);
+
+        assert_eq!(
+            view["auth"]["providers"],
+            json!(["oidc", "forward", "trusted_header"])
+        );
+        let issuer = &view["auth"]["oidc"]["issuers"][0];
+        assert_eq!(issuer["identity_claim"], "sub");
+        assert_eq!(
+            issuer["algorithms"],
+            json!(["RS256", "PS256", "ES256", "EdDSA"])
+        );
+        assert_eq!(view["auth"]["oidc"]["leeway_secs"], 60);
+        assert_eq!(view["auth"]["forward"]["timeout_ms"], 2000);
+        assert_eq!(
+            view["auth"]["trusted_header"]["identity_header"],
+            "x-forwarded-user"
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 Usage: check_response.py URL [--auth]
 
-With --auth the request carries the API key from the BENCH_API_KEY environment variable as a
-bearer token. Exits 0 when the server responds 200 with JSON containing identity "bench-user"
+With --auth the request carries BENCH_BEARER (an OpenID Connect token, from oidc.sh) or else
+the API key from the BENCH_API_KEY environment variable as a bearer token. Exits 0 when the server responds 200 with JSON containing identity "bench-user"
 and a three-part token, 1 otherwise, printing what was wrong to stderr.
 """
 
@@ -22,7 +22,8 @@ def main():
     url = sys.argv[1]
     headers = {"Content-Type": "application/json"}
     if sys.argv[2:] == ["--auth"]:
-        headers["Authorization"] = "Bearer " + os.environ["BENCH_API_KEY"]
+        bearer = os.environ.get("BENCH_BEARER") or os.environ["BENCH_API_KEY"]
+        headers["Authorization"] = "Bearer " + bearer
     request = urllib.request.Request(url, data=b'{"grants":["chat"]}', headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=5) as response:

@@ -9,6 +9,9 @@
 
 pub mod api_key;
 pub mod extension;
+pub mod forward;
+pub mod oidc;
+pub mod trusted_header;
 pub mod users;
 
 use std::future::Future;

@@ -18,6 +18,10 @@ pub struct Health {
     /// Checks that failed, when not ready.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failing: Vec<String>,
+    /// Dependencies that are degraded while tokens are still issued, such as an OpenID Connect
+    /// provider that cannot be reached while its cached keys are in use.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<String>,
 }
 
 /// Reports that the process is up.
@@ -27,6 +31,7 @@ pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok",
         failing: Vec::new(),
+        degraded: Vec::new(),
     })
 }
 
@@ -37,12 +42,14 @@ pub async fn healthz() -> Json<Health> {
         (status = 503, description = "A store is unreachable", body = Health)))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
     let failing = state.readiness_failures().await;
+    let degraded = state.readiness_warnings().await;
     if failing.is_empty() {
         (
             StatusCode::OK,
             Json(Health {
                 status: "ready",
                 failing,
+                degraded,
             }),
         )
     } else {
@@ -51,6 +58,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Hea
             Json(Health {
                 status: "not_ready",
                 failing,
+                degraded,
             }),
         )
     }
