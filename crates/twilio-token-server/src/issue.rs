@@ -114,6 +114,16 @@ fn push_json_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
 }
 
+/// Returns `<API key SID>-<issued at>`, the `jti` every official library writes, without
+/// `format!`, which cost about 1k instructions per request.
+fn jti(api_key_sid: &str, issued_at: u64) -> String {
+    let mut jti = Vec::with_capacity(api_key_sid.len() + 21);
+    jti.extend_from_slice(api_key_sid.as_bytes());
+    jti.push(b'-');
+    push_u64(&mut jti, issued_at);
+    String::from_utf8(jti).unwrap_or_default()
+}
+
 /// Writes `value` in decimal.
 fn push_u64(out: &mut Vec<u8>, mut value: u64) {
     let mut digits = [0_u8; 20];
@@ -216,7 +226,7 @@ pub fn issue(
         },
         profile: profile.name.clone(),
         grants,
-        jti: format!("{}-{now}", profile.signing_key().0),
+        jti: jti(profile.signing_key().0, now),
     })
 }
 
@@ -503,6 +513,16 @@ mod tests {
             expires_at: numbers.saturating_mul(7),
             refresh_after: numbers / 3,
             server_time: u64::MAX - numbers,
+        }
+    }
+
+    #[test]
+    fn jti_is_key_sid_and_issue_time() {
+        for issued_at in [0, 7, 1_700_000_000, u64::MAX] {
+            assert_eq!(
+                jti("SK0123456789abcdef0123456789abcdef", issued_at),
+                format!("SK0123456789abcdef0123456789abcdef-{issued_at}")
+            );
         }
     }
 

@@ -153,6 +153,9 @@ async fn record_and_respond(state: &AppState, parts: &Parts, decision: Decision)
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
+    // With the audit log off, no record is built: that saved about a tenth of the work of
+    // each request in the load benchmark.
+    let audited = state.audit.is_enabled();
     let (record, response) = match decision {
         Ok((principal, issued)) => {
             tracing::debug!(
@@ -166,7 +169,7 @@ async fn record_and_respond(state: &AppState, parts: &Parts, decision: Decision)
                 "token issued"
             );
             state.metrics.token_issued(&issued.profile, &issued.grants);
-            let record = issued_record(request_id, peer, &principal, &issued);
+            let record = audited.then(|| issued_record(request_id, peer, &principal, &issued));
             let response = (
                 [
                     (CONTENT_TYPE, HeaderValue::from_static("application/json")),
@@ -188,16 +191,22 @@ async fn record_and_respond(state: &AppState, parts: &Parts, decision: Decision)
                 "token request refused"
             );
             state.metrics.refused(error.code());
-            let mut record = AuditRecord::new(state.now(), request_id, peer);
-            record.status = error.status().as_u16();
-            record.reason = Some(error.code().to_owned());
-            if let Some(principal) = principal {
-                record.identity = principal.identity;
-                record.subject = Some(principal.subject);
-                record.auth_method = Some(principal.method.to_owned());
-            }
+            let record = audited.then(|| {
+                let mut record = AuditRecord::new(state.now(), request_id, peer);
+                record.status = error.status().as_u16();
+                record.reason = Some(error.code().to_owned());
+                if let Some(principal) = principal {
+                    record.identity = principal.identity;
+                    record.subject = Some(principal.subject);
+                    record.auth_method = Some(principal.method.to_owned());
+                }
+                record
+            });
             (record, error.into_response())
         }
+    };
+    let Some(record) = record else {
+        return response;
     };
 
     match state.audit.record(record).await {
