@@ -82,8 +82,11 @@ pub struct Metrics {
 struct HotSeries {
     token_ok_latency: OnceLock<Histogram>,
     /// Per profile: its `tokens_issued` counter and its `grants_issued` counters by grant.
-    issued: RwLock<HashMap<String, (Counter, Vec<(&'static str, Counter)>)>>,
+    issued: RwLock<HashMap<String, ProfileCounters>>,
 }
+
+/// A profile's `tokens_issued` counter and its `grants_issued` counters by grant.
+type ProfileCounters = (Counter, Vec<(&'static str, Counter)>);
 
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
