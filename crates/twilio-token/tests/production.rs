@@ -7,6 +7,8 @@
 )]
 
 mod common;
+#[path = "../../twilio-token-server/tests/support/postgres.rs"]
+mod pg;
 #[path = "../../twilio-token-server/tests/redis_server/mod.rs"]
 mod redis_server;
 
@@ -301,14 +303,17 @@ fn issuer(token: &str) -> String {
 }
 
 #[test]
-fn two_replicas_share_one_redis_budget() {
+fn two_replicas_share_redis_and_postgres() {
     let redis = RedisServer::start("replicas");
+    let postgres = pg::Postgres::start("replicas");
     let folder = scratch_folder("replicas");
     let (key, block) = generate_key();
     let extra = format!(
         "[rate_limit]\nstore = \"redis\"\nredis_url = \"{}\"\n\
-         per_identity = {{ burst = 20, per_minute = 60 }}\n",
-        redis.url()
+         per_identity = {{ burst = 20, per_minute = 60 }}\n\n\
+         [audit]\nsink = \"postgres\"\nurl = \"{}\"\n",
+        redis.url(),
+        postgres.url()
     );
     let config = folder.join("config.toml");
     std::fs::write(&config, config_text(&block, API_KEY_SID, &extra)).expect("written");
@@ -336,6 +341,31 @@ fn two_replicas_share_one_redis_budget() {
         "{allowed} allowed, budget {budget}"
     );
     assert!(limited > 100, "{limited} limited");
+
+    // Both replicas wrote every answer into the one audit table.
+    let output = twilio_token()
+        .args(["audit", "--json", "--limit", "0", "--config"])
+        .arg(&config)
+        .env("OLD_SECRET", SECRET)
+        .env("NEW_SECRET", SECOND_SECRET)
+        .output()
+        .expect("audit runs");
+    assert!(output.status.success(), "{output:?}");
+    let records: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON array");
+    let outcomes = |outcome: &str| {
+        records
+            .iter()
+            .filter(|record| record["outcome"] == outcome)
+            .count()
+    };
+    assert_eq!(outcomes("issued"), allowed, "issued records");
+    assert_eq!(outcomes("refused"), limited, "refused records");
+    // Request ids start with a random prefix per process.
+    let prefixes: std::collections::HashSet<&str> = records
+        .iter()
+        .filter_map(|record| record["request_id"].as_str()?.split('-').next())
+        .collect();
+    assert_eq!(prefixes.len(), 2, "records from both replicas: {prefixes:?}");
 }
 
 #[test]
