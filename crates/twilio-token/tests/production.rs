@@ -365,7 +365,11 @@ fn two_replicas_share_redis_and_postgres() {
         .iter()
         .filter_map(|record| record["request_id"].as_str()?.split('-').next())
         .collect();
-    assert_eq!(prefixes.len(), 2, "records from both replicas: {prefixes:?}");
+    assert_eq!(
+        prefixes.len(),
+        2,
+        "records from both replicas: {prefixes:?}"
+    );
 }
 
 #[test]
