@@ -1,6 +1,6 @@
 //! `twilio-token config check`, and the configuration loading that `serve` shares with it.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
@@ -11,6 +11,8 @@ use twilio_token_server::config::{
     ServerSection, add_secret_variables, apply_environment, process_environment, read_file,
 };
 use twilio_token_server::policy::Rule;
+use twilio_token_server::rate_limit::{LimitRule, RateLimitSection};
+use twilio_token_server::revocation::RevocationSection;
 
 use crate::cli::ConfigCheckArgs;
 use crate::error::CliError;
@@ -139,6 +141,12 @@ fn effective_configuration(file: &FileConfig, state: &AppState) -> Value {
         "policy": { "rules": rules },
         "audit": audit_view(file),
         "log": { "format": log_format_name(file.log.format) },
+        "rate_limit": file.rate_limit.as_ref().map(rate_limit_view),
+        "revocation": file.revocation.as_ref().map(revocation_view),
+        "metrics": {
+            "enabled": file.metrics.enabled,
+            "listen": file.metrics.listen,
+        },
     });
     remove_nulls(&mut view);
     view
@@ -170,6 +178,38 @@ fn audit_view(file: &FileConfig) -> Value {
         "fail_open": audit.fail_open,
         "synchronous": (audit.sink == SinkKind::Sqlite).then(|| audit.synchronous.as_str()),
     })
+}
+
+/// Shows `[rate_limit]` with any password in the Redis URL replaced by `***`.
+fn rate_limit_view(section: &RateLimitSection) -> Value {
+    let rule = |rule: Option<LimitRule>| {
+        rule.map(|rule| json!({ "burst": rule.burst, "per_minute": rule.per_minute }))
+    };
+    json!({
+        "store": lowercase_name(section.store),
+        "redis_url": section.redis_url.as_deref().map(mask_password),
+        "on_redis_error": lowercase_name(section.on_redis_error),
+        "key_prefix": section.key_prefix,
+        "trusted_proxies": section.trusted_proxies,
+        "per_identity": rule(section.per_identity),
+        "per_client": rule(section.per_client),
+    })
+}
+
+/// Shows `[revocation]` with any password in the Redis URL replaced by `***`.
+fn revocation_view(section: &RevocationSection) -> Value {
+    json!({
+        "store": lowercase_name(section.store),
+        "database": section.database.display().to_string(),
+        "redis_url": section.redis_url.as_deref().map(mask_password),
+        "key_prefix": section.key_prefix,
+        "refresh_secs": section.refresh_secs,
+    })
+}
+
+/// Returns a unit variant's name as the configuration file writes it, such as `redis`.
+fn lowercase_name(value: impl fmt::Debug) -> String {
+    format!("{value:?}").to_lowercase()
 }
 
 fn log_format_name(format: LogFormat) -> &'static str {

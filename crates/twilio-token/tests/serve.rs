@@ -650,6 +650,38 @@ fn config_check_json_hides_secret() {
 }
 
 #[test]
+fn config_check_shows_limits_with_redis_password_hidden() {
+    let text = format!(
+        "{VALID_CONFIG}\n[rate_limit]\nstore = \"redis\"\n\
+         redis_url = \"redis://:FAKEredisPassword@127.0.0.1:6379/0\"\n\
+         trusted_proxies = [\"10.0.0.0/8\"]\nper_identity = {{ burst = 5, per_minute = 30 }}\n\n\
+         [revocation]\nstore = \"redis\"\n\
+         redis_url = \"redis://user:FAKEredisPassword@127.0.0.1:6379/1\"\n\n\
+         [metrics]\nlisten = \"127.0.0.1:9090\"\n"
+    );
+    let (status, stdout, stderr) = config_check("limits.toml", &text, true);
+
+    assert_eq!(status, 0, "{stderr}");
+    assert_secret_absent(&stdout, "FAKEredisPassword");
+    let view: Value = serde_json::from_str(&stdout).expect("output is JSON");
+    let limits = &view["rate_limit"];
+    assert_eq!(limits["store"], "redis");
+    assert_eq!(limits["redis_url"], "redis://:***@127.0.0.1:6379/0");
+    assert_eq!(limits["on_redis_error"], "local");
+    assert_eq!(limits["trusted_proxies"], serde_json::json!(["10.0.0.0/8"]));
+    assert_eq!(
+        limits["per_identity"],
+        serde_json::json!({ "burst": 5, "per_minute": 30 })
+    );
+    assert_eq!(
+        view["revocation"]["redis_url"],
+        "redis://user:***@127.0.0.1:6379/1"
+    );
+    assert_eq!(view["revocation"]["refresh_secs"], 5);
+    assert_eq!(view["metrics"]["listen"], "127.0.0.1:9090");
+}
+
+#[test]
 fn config_check_without_auth_on_network_warns() {
     let text = format!(
         "[server]\nlisten = \"0.0.0.0:9000\"\n\n\
