@@ -149,6 +149,7 @@ impl AppState {
         check_services(&policy, &profiles)?;
 
         let clock: Arc<dyn Clock + Send + Sync> = Arc::new(SystemClock);
+        let metrics = previous.map_or_else(Arc::default, |previous| Arc::clone(&previous.metrics));
         let mut providers: Vec<Arc<dyn AuthProvider>> = Vec::new();
         let mut users = None;
         let mut oidc = None;
@@ -186,11 +187,10 @@ impl AppState {
                              [[auth.oidc.issuers]]",
                         )
                     })?;
-                    let provider = Arc::new(OidcProvider::from_config(
-                        section,
-                        base_dir,
-                        Arc::clone(&clock),
-                    )?);
+                    let provider = Arc::new(
+                        OidcProvider::from_config(section, base_dir, Arc::clone(&clock))?
+                            .with_metrics(Arc::clone(&metrics)),
+                    );
                     providers.push(provider.clone());
                     oidc = Some(provider);
                 }
@@ -235,7 +235,6 @@ impl AppState {
             Some(audit) => Arc::clone(audit),
             None => Arc::new(AuditLog::new(&audit_target, file.audit.fail_open)),
         };
-        let metrics = previous.map_or_else(Arc::default, |previous| Arc::clone(&previous.metrics));
         let rate_limits = match &file.rate_limit {
             None => None,
             Some(section) => Some(

@@ -457,6 +457,25 @@ async fn rotated_keys_load_without_restart_and_cached_keys_outlive_the_provider(
             "{body}"
         );
         exchange(&server, &after).await;
+
+        // Two fetches worked and the one while the provider was down failed.
+        let metrics = server
+            .client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        for (outcome, count) in [("ok", 2), ("error", 1)] {
+            let series = format!(
+                "twilio_token_jwks_refreshes_total{{provider=\"{}\",outcome=\"{outcome}\"}} \
+                 {count}\n",
+                idp.issuer
+            );
+            assert!(metrics.contains(&series), "{series} in {metrics}");
+        }
         server.stop().await;
     })
     .await;

@@ -246,6 +246,8 @@ pub struct OidcProvider {
     verified_secs: u64,
     verified_entries: usize,
     verified: Mutex<HashMap<[u8; 32], Verified>>,
+    /// Counts key fetches, when the server's metrics are attached.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for OidcProvider {
@@ -331,6 +333,7 @@ impl OidcProvider {
             verified_secs: section.verified_cache_secs,
             verified_entries: section.verified_cache_entries,
             verified: Mutex::new(HashMap::new()),
+            metrics: None,
         })
     }
 
@@ -358,6 +361,14 @@ impl OidcProvider {
         self.clock.now().unwrap_or(0)
     }
 
+    /// Attaches the server's metrics, which then count each fetch of an issuer's keys by
+    /// issuer and outcome (`ok` or `error`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Fetches the issuer's keys unless a fetch happened less than the refresh interval ago
     /// (or, with `only_if_due`, unless the keys are younger than the maximum age). On failure
     /// the cached keys are kept and a warning is logged.
@@ -380,6 +391,10 @@ impl OidcProvider {
         }
         let discovered = read_cache(issuer).discovered_url.clone();
         let result = self.fetch_keys(issuer, discovered).await;
+        if let Some(metrics) = &self.metrics {
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            metrics.jwks_refresh(&issuer.issuer, outcome);
+        }
         let mut cache = write_cache(issuer);
         cache.attempted_at = Some(Instant::now());
         match result {
