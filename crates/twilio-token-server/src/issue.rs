@@ -442,8 +442,9 @@ fn chat_grant(
 fn video_grant(rule: &Rule, room: Option<&str>) -> Result<VideoGrant, ApiError> {
     let Some(room) = room else {
         // A Video grant without a room allows every room, so a rule that limits rooms must
-        // never issue one.
-        if !rule.rooms.is_empty() {
+        // never issue one. A rule with the pattern `*` allows every room anyway.
+        let any_room = rule.rooms.iter().any(|pattern| pattern.as_str() == "*");
+        if !rule.rooms.is_empty() && !any_room {
             return Err(ApiError::bad_request(
                 "room_required",
                 "policy limits this identity to certain Video rooms: name one with room",

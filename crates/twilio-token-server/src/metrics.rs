@@ -119,7 +119,7 @@ impl Metrics {
         let refusals = Family::<Labels1, Counter>::default();
         registry.register(
             "token_refusals",
-            "Token requests refused after authentication or before it by a limit, by error code",
+            "Token requests answered without a token, by error code",
             refusals.clone(),
         );
         let auth_failures = Family::<Labels2, Counter>::default();

@@ -555,3 +555,39 @@ async fn stdout_sink_writes_json_lines() {
         ]
     );
 }
+
+#[tokio::test]
+async fn refusal_after_authentication_names_requested_identity() {
+    let folder = scratch_folder("requested_identity");
+    let keys = GeneratedKeys::new();
+    let database = folder.join("audit.sqlite3");
+    let text = format!(
+        "{}\n[rate_limit]\nper_identity = {{ burst = 1, per_minute = 1 }}\n\n\
+         [audit]\nsink = \"sqlite\"\npath = \"{}\"\n",
+        config_text(&keys, ""),
+        database.display()
+    );
+    let state = state_from(&text);
+    state.audit.start().expect("the audit log opens");
+    let server = TestServer::start_state(keys.keys, state).await;
+
+    let first = server
+        .post_token(&server.keys.actor, json!({"identity": "user-7"}))
+        .await;
+    assert_eq!(first.status(), 200);
+    let limited = expect_error(
+        server
+            .post_token(&server.keys.actor, json!({"identity": "user-7"}))
+            .await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    let records = query_sqlite(&database, &AuditQuery::default()).expect("the log is readable");
+
+    let record = record_for(&records, &header(&limited.headers, "x-request-id"));
+    assert_eq!(record.reason.as_deref(), Some("rate_limited"));
+    assert_eq!(record.identity.as_deref(), Some("user-7"));
+    assert_eq!(record.subject.as_deref(), Some("actor"));
+    server.stop().await;
+}

@@ -110,7 +110,7 @@ async fn client_limit_applies_before_authentication() {
     assert_eq!(header(&reply.headers, "retry-after"), "1");
     assert_eq!(
         reply.message,
-        "too many token requests for this client address: retry after 1 seconds"
+        "too many token requests for this client address: retry after 1 second"
     );
 }
 

@@ -115,7 +115,12 @@ async fn headers_count_only_from_trusted_proxies() {
         .send()
         .await
         .expect("POST from 127.0.0.2");
-    expect_error(response, 401, "missing_credentials").await;
+    let error = expect_error(response, 401, "missing_credentials").await;
+    assert_eq!(
+        error.message,
+        "no credentials were found: go through the authenticating proxy, or send an API key as \
+         Authorization: Bearer"
+    );
 
     // From 127.0.0.2 with an API key as well: the key decides, the headers change nothing.
     let response = outsider

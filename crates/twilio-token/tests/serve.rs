@@ -509,6 +509,76 @@ fn serve_demo_banner_warns_of_placeholders() {
     }
 }
 
+#[test]
+fn serve_demo_quick_start_issues_token() {
+    let folder = scratch_folder("demo-quick-start");
+    let mut server = Server::start(&folder, &["--demo", "--listen", "127.0.0.1:0"], &[]);
+    let line = server.wait_for_line(|line| line.contains("sign in as demo with password"));
+    let password = line
+        .split("sign in as demo with password ")
+        .nth(1)
+        .expect("password follows")
+        .trim()
+        .to_owned();
+    let banner = server.stderr_text();
+    let address: SocketAddr = banner
+        .split("POST http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("address in the banner")
+        .parse()
+        .expect("an address");
+
+    // The README's two commands: sign in, then POST /token with an empty JSON object.
+    let login = format!(r#"{{"username":"demo","password":"{password}"}}"#);
+    let mut stream = TcpStream::connect(address).expect("connected");
+    stream
+        .set_read_timeout(Some(START_TIMEOUT))
+        .expect("timeout set");
+    let request = format!(
+        "POST /login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{login}",
+        login.len()
+    );
+    stream.write_all(request.as_bytes()).expect("login sent");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("login answered");
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+    let cookie = response
+        .lines()
+        .find_map(|line| line.strip_prefix("set-cookie: "))
+        .and_then(|value| value.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+
+    let mut stream = TcpStream::connect(address).expect("connected");
+    stream
+        .set_read_timeout(Some(START_TIMEOUT))
+        .expect("timeout set");
+    let request = format!(
+        "POST /token HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .expect("token request sent");
+    let (status, body) = read_response(&mut stream);
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(answer["identity"], "demo");
+    let token = answer["token"].as_str().expect("a token");
+    let payload = token.split('.').nth(1).expect("a payload");
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    // The demo rule allows every room, so the Video grant names none.
+    assert_eq!(claims["grants"]["video"], serde_json::json!({}), "{claims}");
+}
+
 /// Sends `GET path` and returns the status code and body.
 fn get(address: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).expect("connected");

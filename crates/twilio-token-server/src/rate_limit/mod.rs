@@ -429,12 +429,13 @@ impl RateLimits {
                 Err(ApiError::TooManyRequests {
                     code: "rate_limited",
                     message: format!(
-                        "too many token requests for this {}: retry after {secs} seconds",
+                        "too many token requests for this {}: retry after {secs} {}",
                         if scope == "client" {
                             "client address"
                         } else {
                             "identity"
-                        }
+                        },
+                        if secs == 1 { "second" } else { "seconds" }
                     ),
                     retry_after_secs: secs,
                 })

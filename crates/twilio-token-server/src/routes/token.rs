@@ -107,7 +107,10 @@ async fn decide(state: &AppState, parts: &Parts, token_request: &TokenRequest) -
     };
     let now = state.now();
     if let Err(error) = crate::guard::before_issue(state, &principal, token_request, now).await {
-        return Err((Some(principal), error));
+        return Err((
+            Some(with_requested_identity(principal, token_request)),
+            error,
+        ));
     }
     let issued = issue(
         &principal,
@@ -120,20 +123,24 @@ async fn decide(state: &AppState, parts: &Parts, token_request: &TokenRequest) -
     );
     match issued {
         Ok(issued) => Ok((principal, issued)),
-        Err(error) => {
-            // The audit record of a rejected request names the identity it asked for, when
-            // that identity is valid, so attempts to act for others show up.
-            let mut principal = principal;
-            if let Some(requested) = token_request
-                .identity
-                .as_deref()
-                .filter(|identity| validate_identity(identity).is_ok())
-            {
-                principal.identity = Some(requested.to_owned());
-            }
-            Err((Some(principal), error))
-        }
+        Err(error) => Err((
+            Some(with_requested_identity(principal, token_request)),
+            error,
+        )),
     }
+}
+
+/// Returns the caller with the identity the request named, when that identity is valid, so the
+/// audit record of a rejected request shows whom a caller tried to act for.
+fn with_requested_identity(mut principal: Principal, token_request: &TokenRequest) -> Principal {
+    if let Some(requested) = token_request
+        .identity
+        .as_deref()
+        .filter(|identity| validate_identity(identity).is_ok())
+    {
+        principal.identity = Some(requested.to_owned());
+    }
+    principal
 }
 
 /// Logs the decision, writes its audit record, and returns the response. A token is returned
@@ -273,8 +280,30 @@ pub(crate) async fn authenticate(state: &AppState, parts: &Parts) -> Result<Prin
     state.metrics.auth_failure("none", "missing_credentials");
     Err(ApiError::unauthorized(
         "missing_credentials",
-        "no credentials were found: send an API key as Authorization: Bearer, or sign in first",
+        missing_credentials_message(state),
     ))
+}
+
+/// Says which credentials the configured providers accept.
+fn missing_credentials_message(state: &AppState) -> String {
+    let ways: Vec<&str> = state
+        .providers
+        .iter()
+        .map(|provider| match provider.name() {
+            "api_key" => "send an API key as Authorization: Bearer",
+            "users" => "sign in first",
+            "oidc" => "send an OpenID Connect token as Authorization: Bearer",
+            "forward" => "sign in to the application first",
+            "trusted_header" => "go through the authenticating proxy",
+            _ => "authenticate as the application expects",
+        })
+        .collect();
+    if ways.is_empty() {
+        return "no credentials were found, and the server has no authentication provider \
+                configured"
+            .to_owned();
+    }
+    format!("no credentials were found: {}", ways.join(", or "))
 }
 
 fn parse_query(query: &str) -> Result<TokenQuery, ApiError> {
