@@ -69,7 +69,15 @@ pub fn app(state: Arc<AppState>) -> Router {
             SequentialRequestId::new(),
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // A 5xx answer is logged once, at error, where it is caught (the user database,
+                // the audit log, a forward target), with its cause; not again here.
+                .on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                ),
+        )
         // Outside the timeout, so that its 503 response is marked no-store too.
         .layer(SetResponseHeaderLayer::if_not_present(
             CACHE_CONTROL,
@@ -133,11 +141,16 @@ struct SequentialRequestId {
 }
 
 impl SequentialRequestId {
+    /// Returns the process's generator. Routers rebuilt by a configuration reload share it,
+    /// so the prefix stays the same and the counter never restarts while the process runs.
     fn new() -> Self {
-        SequentialRequestId {
-            prefix: rand::random(),
-            counter: Arc::new(AtomicU64::new(1)),
-        }
+        static SHARED: std::sync::OnceLock<SequentialRequestId> = std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| SequentialRequestId {
+                prefix: rand::random(),
+                counter: Arc::new(AtomicU64::new(1)),
+            })
+            .clone()
     }
 }
 
@@ -408,6 +421,11 @@ mod tests {
                 "{prefix} {sequence}"
             );
         }
+        let first = SequentialRequestId::new();
+        let again = SequentialRequestId::new();
+        assert_eq!(first.prefix, again.prefix, "one prefix per process");
+        assert!(Arc::ptr_eq(&first.counter, &again.counter), "one counter");
+
         let mut ids = SequentialRequestId::with(1, 41);
         ids.make_request_id(&request).expect("an id");
         let next = ids.make_request_id(&request).expect("an id");
