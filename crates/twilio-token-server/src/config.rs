@@ -378,15 +378,27 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 ///
 /// Returns a [`ConfigError`] with the TOML parser's position and message.
 pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
-    toml::from_str(text).map_err(|error| {
-        let key = error
+    let line_of = |error: &toml::de::Error| {
+        error
             .span()
-            .map(|span| {
-                let line = text[..span.start].matches('\n').count() + 1;
-                format!("line {line}")
-            })
-            .unwrap_or_else(|| "file".into());
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
+    };
+    let deserializer = toml::Deserializer::parse(text).map_err(|error| {
+        let key = line_of(&error).map_or_else(|| "file".into(), |line| format!("line {line}"));
         ConfigError::new(key, error.message().to_owned())
+    })?;
+    // The path names the key of a value of the wrong type, such as policy.rules[0].ttl.
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let line = line_of(&inner);
+        let key = match (path.as_str(), line) {
+            (".", Some(line)) => format!("line {line}"),
+            (".", None) => "file".into(),
+            (path, Some(line)) => format!("line {line}: {path}"),
+            (path, None) => path.to_owned(),
+        };
+        ConfigError::new(key, inner.message().to_owned())
     })
 }
 

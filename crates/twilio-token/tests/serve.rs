@@ -797,7 +797,13 @@ fn config_check_invalid_files_name_key() {
         (
             "unknown field",
             VALID_CONFIG.replace("[server]\n", "[server]\nlisten_port = 9000\n"),
-            "error: invalid.toml: line 3: unknown field `listen_port`",
+            "error: invalid.toml: line 3: server.listen_port: unknown field `listen_port`",
+        ),
+        (
+            "wrong type",
+            VALID_CONFIG.replacen("ttl = 600", "ttl = \"10m\"", 1),
+            "error: invalid.toml: line 29: policy.rules[0].ttl: invalid type: string \"10m\", \
+             expected u64",
         ),
         (
             "bad listen",
