@@ -33,6 +33,8 @@ pub struct Reloader {
     load: Box<Load>,
     /// One reload at a time, so two triggers cannot interleave.
     running: tokio::sync::Mutex<()>,
+    /// The addresses the process listens on, which only a restart changes.
+    listening: (std::net::SocketAddr, Option<String>),
 }
 
 impl fmt::Debug for Reloader {
@@ -50,7 +52,9 @@ impl Reloader {
         load: impl Fn(&AppState) -> Result<AppState, ConfigError> + Send + Sync + 'static,
     ) -> Arc<Self> {
         let router = app(Arc::clone(&state));
+        let listening = (state.listen, state.metrics_config.listen.clone());
         Arc::new(Reloader {
+            listening,
             state: ArcSwap::new(state),
             routers: Arc::new(ArcSwap::from_pointee(router)),
             load: Box::new(load),
@@ -103,14 +107,17 @@ impl Reloader {
             }
         };
 
-        if state.listen != current.listen {
+        // Compared with the addresses of the start, not of the last reload, because the
+        // listeners stay where the process started them.
+        let (listen, metrics_listen) = &self.listening;
+        if state.listen != *listen {
             tracing::warn!(
-                running = %current.listen,
+                running = %listen,
                 configured = %state.listen,
                 "server.listen changed: the server keeps its address until it restarts"
             );
         }
-        if state.metrics_config.listen != current.metrics_config.listen {
+        if state.metrics_config.listen != *metrics_listen {
             tracing::warn!(
                 "metrics.listen changed: the metrics listener changes at the next restart"
             );
