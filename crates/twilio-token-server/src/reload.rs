@@ -33,7 +33,8 @@ pub struct Reloader {
     load: Box<Load>,
     /// One reload at a time, so two triggers cannot interleave.
     running: tokio::sync::Mutex<()>,
-    /// The addresses the process listens on, which only a restart changes.
+    /// The address the process listens on, and its metrics listener when it has one: only a
+    /// restart changes them.
     listening: (std::net::SocketAddr, Option<String>),
 }
 
@@ -52,7 +53,11 @@ impl Reloader {
         load: impl Fn(&AppState) -> Result<AppState, ConfigError> + Send + Sync + 'static,
     ) -> Arc<Self> {
         let router = app(Arc::clone(&state));
-        let listening = (state.listen, state.metrics_config.listen.clone());
+        let metrics = &state.metrics_config;
+        let listening = (
+            state.listen,
+            metrics.listen.clone().filter(|_| metrics.enabled),
+        );
         Arc::new(Reloader {
             listening,
             state: ArcSwap::new(state),
@@ -117,9 +122,21 @@ impl Reloader {
                 "server.listen changed: the server keeps its address until it restarts"
             );
         }
-        if state.metrics_config.listen != *metrics_listen {
+        let metrics = &state.metrics_config;
+        if metrics.listen.clone().filter(|_| metrics.enabled) != *metrics_listen {
             tracing::warn!(
-                "metrics.listen changed: the metrics listener changes at the next restart"
+                "metrics.listen or metrics.enabled changed: the separate metrics listener \
+                 keeps running as it started until the server restarts"
+            );
+        }
+        if state.audit.describe() != current.audit.describe()
+            || state.audit.fail_open() != current.audit.fail_open()
+        {
+            tracing::warn!(
+                running = %current.audit.describe(),
+                configured = %state.audit.describe(),
+                fail_open = state.audit.fail_open(),
+                "the audit log changes with this reload"
             );
         }
         let signing_keys: Vec<String> = {

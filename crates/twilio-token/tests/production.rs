@@ -440,8 +440,10 @@ fn reload_under_load_switches_signer_without_failures() {
     std::fs::write(&config, broken).expect("broken");
     server.wait_for("configuration reload rejected");
     let after_broken = post_token(address, &key).expect("answer");
-    // SIGHUP after the file is fixed, switching back to the first key.
-    std::fs::write(&config, config_text(&block, API_KEY_SID, "")).expect("fixed");
+    // SIGHUP after the file is fixed, switching back to the first key and turning the audit
+    // log off, which the log points out.
+    let fixed = config_text(&block, API_KEY_SID, "[audit]\nsink = \"off\"\n");
+    std::fs::write(&config, fixed).expect("fixed");
     thread::sleep(Duration::from_millis(1500));
     server.signal("HUP");
     thread::sleep(Duration::from_millis(500));
@@ -482,6 +484,14 @@ fn reload_under_load_switches_signer_without_failures() {
         "{}",
         server.text()
     );
+    let audit_change = server.wait_for("the audit log changes with this reload");
+    assert!(
+        audit_change["running"]
+            .as_str()
+            .is_some_and(|running| running.starts_with("sqlite")),
+        "{audit_change}"
+    );
+    assert_eq!(audit_change["configured"], "off", "{audit_change}");
 }
 
 #[test]
