@@ -16,6 +16,7 @@ pub mod error_schema;
 mod guard;
 pub mod issue;
 pub mod metrics;
+mod network;
 pub mod pattern;
 pub mod policy;
 pub mod rate_limit;

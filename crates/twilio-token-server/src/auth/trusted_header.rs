@@ -70,19 +70,13 @@ impl TrustedHeaderProvider {
         }
         let mut proxies = Vec::with_capacity(section.trusted_proxies.len());
         for (index, text) in section.trusted_proxies.iter().enumerate() {
-            let net = text
-                .parse::<IpNet>()
-                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    ConfigError::new(
-                        format!("auth.trusted_header.trusted_proxies[{index}]"),
-                        format!(
-                            "{text:?} is not an address or CIDR network such as 10.0.0.0/8 or \
-                             ::1/128"
-                        ),
-                    )
-                })?;
-            proxies.push(net.trunc());
+            let network = crate::network::parse_network(text).map_err(|message| {
+                ConfigError::new(
+                    format!("auth.trusted_header.trusted_proxies[{index}]"),
+                    message,
+                )
+            })?;
+            proxies.push(network);
         }
         let identity_header = header_name("identity_header", &section.identity_header)?;
         let groups_header = section
@@ -106,8 +100,7 @@ impl TrustedHeaderProvider {
     }
 
     fn is_trusted(&self, peer: IpAddr) -> bool {
-        let peer = peer.to_canonical();
-        self.proxies.iter().any(|net| net.contains(&peer))
+        crate::network::contains(&self.proxies, peer)
     }
 }
 
@@ -225,7 +218,7 @@ mod tests {
     #[test]
     fn proxies_parse_as_networks_or_addresses() {
         let provider =
-            TrustedHeaderProvider::from_config(&section(&["127.0.0.1", "10.1.2.3/8", "::1/128"]))
+            TrustedHeaderProvider::from_config(&section(&["127.0.0.1", "10.0.0.0/8", "::1/128"]))
                 .expect("valid");
         assert!(provider.is_trusted("127.0.0.1".parse().expect("ip")));
         assert!(!provider.is_trusted("127.0.0.2".parse().expect("ip")));
@@ -236,6 +229,12 @@ mod tests {
         let error = TrustedHeaderProvider::from_config(&section(&["127.0.0.1", "proxy.local"]))
             .expect_err("name");
         assert_eq!(error.key, "auth.trusted_header.trusted_proxies[1]");
+        // Host bits after the prefix usually mean a mistyped network, which would trust more
+        // addresses than intended.
+        let error =
+            TrustedHeaderProvider::from_config(&section(&["10.1.2.3/8"])).expect_err("host bits");
+        assert_eq!(error.key, "auth.trusted_header.trusted_proxies[0]");
+        assert!(error.message.contains("10.0.0.0/8"), "{}", error.message);
         let error = TrustedHeaderProvider::from_config(&section(&[])).expect_err("empty");
         assert_eq!(error.key, "auth.trusted_header.trusted_proxies");
     }

@@ -161,48 +161,6 @@ pub enum Decision {
     },
 }
 
-/// A network of trusted proxies: an address and a prefix length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Network {
-    address: IpAddr,
-    prefix: u8,
-}
-
-impl Network {
-    fn parse(text: &str) -> Option<Network> {
-        let (address, prefix) = match text.split_once('/') {
-            Some((address, prefix)) => (address, Some(prefix)),
-            None => (text, None),
-        };
-        let address: IpAddr = address.trim().parse().ok()?;
-        let address = address.to_canonical();
-        let max = if address.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(prefix) => prefix.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
-            None => max,
-        };
-        Some(Network { address, prefix })
-    }
-
-    fn contains(&self, address: IpAddr) -> bool {
-        match (self.address, address.to_canonical()) {
-            (IpAddr::V4(network), IpAddr::V4(address)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(network) & mask == u32::from(address) & mask
-            }
-            (IpAddr::V6(network), IpAddr::V6(address)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(network) & mask == u128::from(address) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
 enum Backend {
     Memory,
     Redis {
@@ -217,7 +175,7 @@ pub struct RateLimits {
     backend: Backend,
     identity: Option<(LimitRule, LocalLimiter<String>)>,
     client: Option<(LimitRule, LocalLimiter<IpAddr>)>,
-    proxies: Vec<Network>,
+    proxies: Vec<ipnet::IpNet>,
     metrics: Arc<Metrics>,
 }
 
@@ -253,14 +211,8 @@ impl RateLimits {
             .iter()
             .enumerate()
             .map(|(index, text)| {
-                Network::parse(text).ok_or_else(|| {
-                    ConfigError::new(
-                        format!("rate_limit.trusted_proxies[{index}]"),
-                        format!(
-                            "{text:?} is not an IP address or network: write one such as \
-                             10.0.0.5, 10.0.0.0/8 or fd00::/8"
-                        ),
-                    )
+                crate::network::parse_network(text).map_err(|message| {
+                    ConfigError::new(format!("rate_limit.trusted_proxies[{index}]"), message)
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -352,7 +304,7 @@ impl RateLimits {
     }
 
     fn is_trusted(&self, address: IpAddr) -> bool {
-        self.proxies.iter().any(|network| network.contains(address))
+        crate::network::contains(&self.proxies, address)
     }
 
     /// Applies the per-client limit to a request.
@@ -494,7 +446,7 @@ mod tests {
             (
                 "trusted_proxies = [\"10.0.0.0/33\"]",
                 "rate_limit.trusted_proxies[0]",
-                "\"10.0.0.0/33\" is not an IP address or network: write one such as 10.0.0.5, \
+                "\"10.0.0.0/33\" is not an IP address or CIDR network: write one such as 10.0.0.5, \
                  10.0.0.0/8 or fd00::/8",
             ),
             (
