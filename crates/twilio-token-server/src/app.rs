@@ -72,7 +72,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                // A 5xx answer is logged once, at error, where it is caught (the user database,
+                // A 5xx response is logged once, at error, where it is caught (the user database,
                 // the audit log, a forward target), with its cause; not again here.
                 .on_failure(
                     tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),

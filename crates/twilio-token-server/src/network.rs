@@ -52,7 +52,7 @@ pub(crate) fn contains(networks: &[IpNet], address: IpAddr) -> bool {
 }
 
 fn to_ipv4_if_mapped(network: IpNet) -> IpNet {
-    // ::ffff:0:0/96 holds the IPv4-mapped addresses, so a longer prefix is an IPv4 network.
+    // ::ffff:0:0/96 contains the IPv4-mapped addresses, so a longer prefix is an IPv4 network.
     const MAPPED_PREFIX: u8 = 96;
     if let IpNet::V6(v6) = network {
         if let Some(v4) = v6.network().to_ipv4_mapped() {

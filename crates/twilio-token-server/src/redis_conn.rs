@@ -163,7 +163,7 @@ impl RedisConn {
             tracing::error!(
                 used_for = self.used_for,
                 %error,
-                "redis is unreachable, {}, until it answers again",
+                "redis is unreachable, {}, until it responds again",
                 self.fallback
             );
         }
@@ -172,7 +172,7 @@ impl RedisConn {
     /// Records a successful call, and logs the end of an outage.
     pub(crate) fn succeeded(&self) {
         if self.down.load(Ordering::Acquire) && self.down.swap(false, Ordering::AcqRel) {
-            tracing::info!(used_for = self.used_for, "redis answers again");
+            tracing::info!(used_for = self.used_for, "redis responds again");
         }
     }
 
@@ -191,7 +191,7 @@ impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::Redis(error) => error.fmt(f),
-            CallError::Timeout => write!(f, "no answer within {} ms", CALL_TIMEOUT.as_millis()),
+            CallError::Timeout => write!(f, "no response within {} ms", CALL_TIMEOUT.as_millis()),
         }
     }
 }

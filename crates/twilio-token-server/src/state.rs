@@ -23,7 +23,7 @@ use crate::policy::Policy;
 use crate::rate_limit::RateLimits;
 use crate::revocation::Revocations;
 
-/// The most connections `server.max_connections` allows.
+/// The maximum of `server.max_connections`.
 const MAX_CONNECTIONS: usize = 1_000_000;
 
 /// Everything a request handler needs, built once from the configuration.
@@ -296,7 +296,7 @@ impl AppState {
                 failures.push("users_database".to_owned());
             }
         }
-        // Fails only while the log fails closed, because failing open still answers requests.
+        // Fails only while the log fails closed, because failing open still serves requests.
         // The probe reconnects, so a replica that gets no requests can become ready again.
         if self.audit.is_failing() && !self.audit.fail_open() && self.audit.probe().await.is_err() {
             failures.push("audit_log".to_owned());

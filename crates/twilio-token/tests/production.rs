@@ -396,7 +396,7 @@ fn redis_restart_under_load_falls_back_and_logs_once() {
     thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::Relaxed);
     let tally = handle.join().expect("load");
-    server.wait_for("redis answers again");
+    server.wait_for("redis responds again");
 
     println!(
         "redis outage: {} requests, {} x 200, errors {}",
@@ -411,7 +411,7 @@ fn redis_restart_under_load_falls_back_and_logs_once() {
         "every request got 200"
     );
     assert_eq!(server.count("redis is unreachable"), 1, "{}", server.text());
-    assert_eq!(server.count("redis answers again"), 1, "{}", server.text());
+    assert_eq!(server.count("redis responds again"), 1, "{}", server.text());
 }
 
 #[test]

@@ -172,7 +172,7 @@ pub fn open(path: &Path, create: bool) -> Result<Connection, AuditError> {
 
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
     connection.busy_timeout(BUSY_TIMEOUT)?;
-    // Switching to WAL takes an exclusive lock, and SQLite answers "database is locked" at
+    // Switching to WAL takes an exclusive lock, and SQLite returns "database is locked" at
     // once, without its busy handler, when another process switches at the same moment, as
     // two replicas starting together on one file do. Retry until the busy timeout.
     let deadline = std::time::Instant::now() + BUSY_TIMEOUT;

@@ -220,13 +220,13 @@ async fn record_and_respond(state: &AppState, parts: &Parts, decision: Decision)
         Ok(()) => response,
         Err(error) if state.audit.fail_open() => {
             state.metrics.audit_error(state.audit.sink_name());
-            tracing::debug!(request_id, %error, "audit record not written, answering anyway");
+            tracing::debug!(request_id, %error, "audit record not written, returning the response anyway");
             response
         }
         Err(error) => {
             state.metrics.audit_error(state.audit.sink_name());
             state.metrics.refused("audit_unavailable");
-            tracing::debug!(request_id, %error, "audit record not written, answering 503");
+            tracing::debug!(request_id, %error, "audit record not written, returning 503");
             ApiError::AuditUnavailable.into_response()
         }
     }
