@@ -291,6 +291,9 @@ impl Routers {
     }
 }
 
+/// How long a connection accepted just before a stop may take to send its first byte.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
 async fn serve_loop(
     listener: TcpListener,
     routers: Routers,
@@ -301,7 +304,6 @@ async fn serve_loop(
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tower::ServiceExt as _;
 
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -309,9 +311,14 @@ async fn serve_loop(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
+    // Connections whose first request arrives after the stop get one response, then close.
+    let mut closing_builder = builder.clone();
+    closing_builder.http1().keep_alive(false);
     let builder = Arc::new(builder);
-    // Tells connections still waiting for their first byte that the server is stopping.
-    let (stopping, stop_waiting) = tokio::sync::watch::channel(false);
+    let closing_builder = Arc::new(closing_builder);
+    // Tells connections that the server is stopping. Every connection task holds a receiver,
+    // so the sender also learns when the last of them has finished.
+    let (stopping, stop_receiver) = tokio::sync::watch::channel(false);
 
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -345,32 +352,59 @@ async fn serve_loop(
                     .oneshot(request.map(axum::body::Body::new))
             });
         let builder = Arc::clone(&builder);
-        let watcher = graceful.watcher();
-        let mut stop_waiting = stop_waiting.clone();
+        let closing_builder = Arc::clone(&closing_builder);
+        let mut stop = stop_receiver.clone();
         let first_byte_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             // hyper's header timer starts with the first byte, so a client that connects and
             // sends nothing would hold its permit forever without this wait.
             let mut byte = [0_u8; 1];
             let first_byte = tokio::time::timeout(first_byte_timeout, stream.peek(&mut byte));
-            tokio::select! {
-                waited = first_byte => if !matches!(waited, Ok(Ok(1))) {
-                    return;
-                },
-                _ = stop_waiting.wait_for(|stopping| *stopping) => return,
+            let stopped_first = tokio::select! {
+                waited = first_byte => {
+                    if !matches!(waited, Ok(Ok(1))) {
+                        return;
+                    }
+                    false
+                }
+                _ = stop.wait_for(|stopping| *stopping) => true,
+            };
+            if stopped_first {
+                // The client was accepted before the stop and is most likely writing its
+                // request right now: give it a moment, respond, and close.
+                let grace = first_byte_timeout.min(STOP_GRACE);
+                let waited = tokio::time::timeout(grace, stream.peek(&mut byte)).await;
+                if matches!(waited, Ok(Ok(1))) {
+                    // A client that drops the connection or sends garbage is not a server error.
+                    let _ = closing_builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
+                        .await;
+                }
+                drop(permit);
+                return;
             }
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
-                .into_owned();
-            // A client that drops the connection or sends garbage is not a server error.
-            let _ = watcher.watch(connection).await;
+            let connection =
+                builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
+            let mut connection = std::pin::pin!(connection);
+            // The connection is polled before the stop is looked at, so a request that has
+            // arrived is read, and then gets its response, before the graceful shutdown begins; a
+            // shutdown that starts before the first read would drop the request without a response.
+            tokio::select! {
+                biased;
+                _ = connection.as_mut() => {}
+                () = async { let _ = stop.wait_for(|stopping| *stopping).await; } => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
             drop(permit);
         });
     }
 
     let _ = stopping.send(true);
     drop(listener);
-    graceful.shutdown().await;
+    drop(stop_receiver);
+    stopping.closed().await;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! Connection limits: slow headers and idle connections are closed, and at most
-//! `max_connections` are served at once.
+//! `max_connections` are served at once. Also what a stop does to connections that are open.
 
 mod common;
 
@@ -16,6 +16,15 @@ const LIMITS: ConnectionLimits = ConnectionLimits {
 };
 
 async fn start() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let (address, stop, _server) = start_with_handle().await;
+    (address, stop)
+}
+
+async fn start_with_handle() -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let keys = common::GeneratedKeys::new();
     let state = common::standard_state(&keys);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -24,13 +33,13 @@ async fn start() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let shutdown = async move {
         let _ = stopped.await;
     };
-    tokio::spawn(run_with_limits(
+    let server = tokio::spawn(run_with_limits(
         listener,
         app(Arc::new(state)),
         shutdown,
         LIMITS,
     ));
-    (address, stop)
+    (address, stop, server)
 }
 
 /// Reads until the server closes the connection, or fails after `limit`.
@@ -135,4 +144,67 @@ async fn connections_over_limit_wait() {
         "{:?}",
         &buffer[..read]
     );
+}
+
+#[tokio::test]
+async fn connection_accepted_before_stop_gets_response_then_closed() {
+    let (address, stop, server) = start_with_handle().await;
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    // Accepted, but the request comes only after the stop has begun.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).expect("server running");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+
+    // A response, and then the connection closes although the request asked for keep-alive.
+    let mut response = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response));
+    read.await
+        .expect("response and close in time")
+        .expect("response read");
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("connection: close\r\n"),
+        "{response}"
+    );
+    let finished = tokio::time::timeout(Duration::from_secs(5), server).await;
+    finished
+        .expect("stopped")
+        .expect("joined")
+        .expect("no error");
+}
+
+#[tokio::test]
+async fn silent_connection_delays_stop_by_grace_only() {
+    let (address, stop, server) = start_with_handle().await;
+    let mut silent = TcpStream::connect(address).await.expect("connect");
+    let mut kept_alive = TcpStream::connect(address).await.expect("connect");
+    kept_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    let mut buffer = [0u8; 512];
+    let read = kept_alive.read(&mut buffer).await.expect("response");
+    assert!(buffer[..read].starts_with(b"HTTP/1.1 200 "));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = std::time::Instant::now();
+    stop.send(()).expect("server running");
+    // The idle kept-alive connection is closed at once.
+    assert!(closed_within(&mut kept_alive, Duration::from_millis(500)).await);
+    // The silent one is given the grace (here the 1 s header timeout), then closed.
+    assert!(closed_within(&mut silent, Duration::from_secs(3)).await);
+    let finished = tokio::time::timeout(Duration::from_secs(3), server).await;
+    finished
+        .expect("stopped")
+        .expect("joined")
+        .expect("no error");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
 }
