@@ -5,35 +5,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
-use axum::http::{HeaderName, HeaderValue, Method, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderValue, Method, Request};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
-
-use axum::BoxError;
-use axum::error_handling::HandleErrorLayer;
-use tower::util::MapRequestLayer;
-
+use crate::edge::EdgeLayer;
 use crate::error::ApiError;
 use crate::routes::{demo, health, login, metrics, openapi, token};
 use crate::state::AppState;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
 /// Builds the router with every route and layer. Tests can call it without a socket.
 pub fn app(state: Arc<AppState>) -> Router {
     let server = &state.server;
-    let timeout_secs = server.request_timeout_secs;
     let mut router = Router::new()
         .route("/token", get(token::get_token).post(token::post_token))
         .route("/healthz", get(health::healthz))
@@ -56,133 +42,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         router = router.layer(cors_layer(&server.allowed_origins));
     }
 
-    // One stack, outermost first, so each request clones the middleware once.
-    let middleware = tower::ServiceBuilder::new()
-        .layer(SetSensitiveHeadersLayer::new([
-            AUTHORIZATION,
-            COOKIE,
-            SET_COOKIE,
-        ]))
-        .layer(MapRequestLayer::new(drop_unusable_request_id))
-        .layer(SetRequestIdLayer::new(
-            REQUEST_ID,
-            SequentialRequestId::new(),
-        ))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                // A 5xx response is logged once, at error, where it is caught (the user database,
-                // the audit log, a forward target), with its cause; not again here.
-                .on_failure(
-                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
-                ),
-        )
-        // Outside the timeout, so that its 503 response is marked no-store too.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(HandleErrorLayer::new(move |_: BoxError| async move {
-            ApiError::Unavailable {
-                message: format!("the request took longer than {timeout_secs} seconds: try again"),
-            }
-            .into_response()
-        }))
-        .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(
-            timeout_secs,
-        )));
-
-    router.layer(middleware).with_state(state)
-}
-
-/// Opens the span of one request. It is a debug span, because span bookkeeping at info cost
-/// about 12k of 66k requests per second in the load benchmark. The token handler adds the
-/// request id to the events it logs.
-fn request_span<B>(request: &Request<B>) -> tracing::Span {
-    tracing::debug_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id = %request_id(request.headers()),
-    )
-}
-
-/// Removes a client's `X-Request-Id` unless it is 1 to 64 letters, digits, `-`, `_` or `.`, so
-/// that a client cannot write arbitrary text into the logs. The server then assigns its own.
-fn drop_unusable_request_id<B>(mut request: Request<B>) -> Request<B> {
-    let usable = request.headers().get(&REQUEST_ID).is_some_and(|value| {
-        let bytes = value.as_bytes();
-        (1..=64).contains(&bytes.len())
-            && bytes
-                .iter()
-                .all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(byte))
-    });
-    if !usable {
-        request.headers_mut().remove(&REQUEST_ID);
-    }
-    request
-}
-
-/// Returns the request id the server assigned, or `-` when there is none.
-pub(crate) fn request_id(headers: &axum::http::HeaderMap) -> &str {
-    headers
-        .get(&REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("-")
-}
-
-/// Request ids made of a random per-process prefix and a counter: unique across replicas with
-/// high probability, and without a system call per request.
-#[derive(Clone)]
-struct SequentialRequestId {
-    prefix: u32,
-    counter: Arc<AtomicU64>,
-}
-
-impl SequentialRequestId {
-    /// Returns the process's generator. Routers rebuilt by a configuration reload share it,
-    /// so the prefix stays the same and the counter never restarts while the process runs.
-    fn new() -> Self {
-        static SHARED: std::sync::OnceLock<SequentialRequestId> = std::sync::OnceLock::new();
-        SHARED
-            .get_or_init(|| SequentialRequestId {
-                prefix: rand::random(),
-                counter: Arc::new(AtomicU64::new(1)),
-            })
-            .clone()
-    }
-}
-
-impl SequentialRequestId {
-    #[cfg(test)]
-    fn with(prefix: u32, next: u64) -> Self {
-        SequentialRequestId {
-            prefix,
-            counter: Arc::new(AtomicU64::new(next)),
-        }
-    }
-}
-
-impl MakeRequestId for SequentialRequestId {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        let sequence = self.counter.fetch_add(1, Ordering::Relaxed);
-        // `{prefix:08x}-{sequence:x}`, written without the formatting machinery, which cost
-        // more than the rest of this layer.
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut id = [0_u8; 8 + 1 + 16];
-        for (index, digit) in id[..8].iter_mut().enumerate() {
-            *digit = HEX[(self.prefix >> (28 - 4 * index)) as usize & 0xf];
-        }
-        id[8] = b'-';
-        let digits = (64 - (sequence | 1).leading_zeros()).div_ceil(4) as usize;
-        for (index, digit) in id[9..9 + digits].iter_mut().enumerate() {
-            *digit = HEX[(sequence >> (4 * (digits - 1 - index))) as usize & 0xf];
-        }
-        HeaderValue::from_bytes(&id[..9 + digits])
-            .ok()
-            .map(RequestId::new)
-    }
+    router
+        .layer(EdgeLayer::new(Duration::from_secs(
+            server.request_timeout_secs,
+        )))
+        .with_state(state)
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
@@ -429,40 +293,5 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => tracing::info!("SIGINT received, shutting down"),
         () = terminate => tracing::info!("SIGTERM received, shutting down"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_prefix_and_counter_in_hex() {
-        let request = Request::new(());
-        for (prefix, sequence) in [
-            (0_u32, 0_u64),
-            (0x1a2b_3c4d, 1),
-            (0xffff_ffff, 15),
-            (7, 16),
-            (0xdead_beef, 0x0123_4567_89ab_cdef),
-            (0x8000_0000, u64::MAX),
-        ] {
-            let mut ids = SequentialRequestId::with(prefix, sequence);
-            let id = ids.make_request_id(&request).expect("an id");
-            assert_eq!(
-                id.header_value(),
-                &format!("{prefix:08x}-{sequence:x}"),
-                "{prefix} {sequence}"
-            );
-        }
-        let first = SequentialRequestId::new();
-        let again = SequentialRequestId::new();
-        assert_eq!(first.prefix, again.prefix, "one prefix per process");
-        assert!(Arc::ptr_eq(&first.counter, &again.counter), "one counter");
-
-        let mut ids = SequentialRequestId::with(1, 41);
-        ids.make_request_id(&request).expect("an id");
-        let next = ids.make_request_id(&request).expect("an id");
-        assert_eq!(next.header_value(), "00000001-2a");
     }
 }

@@ -11,6 +11,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod config;
+mod edge;
 pub mod error;
 pub mod error_schema;
 mod guard;

@@ -155,7 +155,7 @@ async fn finish(state: &AppState, parts: &Parts, started: Instant, decision: Dec
 }
 
 async fn record_and_respond(state: &AppState, parts: &Parts, decision: Decision) -> Response {
-    let request_id = crate::app::request_id(&parts.headers);
+    let request_id = crate::edge::request_id(&parts.headers);
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
