@@ -7,16 +7,18 @@
 //! [`Metrics::jwks_refresh`]. The series and their labels are listed in
 //! `docs/OPERATIONS-limits.md`.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{OnceLock, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 /// `[metrics]`: where `GET /metrics` is served.
@@ -42,18 +44,77 @@ impl Default for MetricsSection {
 /// The `Content-Type` of [`Metrics::render`]'s output: OpenMetrics text, which Prometheus reads.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Upper bounds of the latency buckets in seconds: 100 µs to about 10 s, each 2.5 times the one
-/// before. Minting takes a few microseconds, a sign-in with Argon2 tens of milliseconds, and a
-/// request that waits on Redis up to its timeout.
-const LATENCY_BUCKETS: [f64; 13] = [
-    0.0001, 0.00025, 0.000625, 0.0016, 0.004, 0.01, 0.025, 0.0625, 0.16, 0.4, 1.0, 2.5, 10.0,
+/// Upper bounds of the latency buckets in nanoseconds: 100 µs to 10 s, each about 2.5 times the
+/// one before. Minting takes a few microseconds, a sign-in with Argon2 tens of milliseconds, and
+/// a request that waits on Redis up to its timeout.
+const LATENCY_BUCKETS_NANOS: [u64; 13] = [
+    100_000,
+    250_000,
+    625_000,
+    1_600_000,
+    4_000_000,
+    10_000_000,
+    25_000_000,
+    62_500_000,
+    160_000_000,
+    400_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    10_000_000_000,
 ];
 
 type Labels1 = [(&'static str, String); 1];
 type Labels2 = [(&'static str, String); 2];
 
-fn new_latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS)
+/// A latency histogram with the buckets of [`LATENCY_BUCKETS_NANOS`] and a `+Inf` bucket,
+/// updated with atomic additions and no lock.
+///
+/// It replaces `prometheus_client`'s `Histogram`, whose mutex every request took. A scrape
+/// that runs during an update may see the sum before the count, which Prometheus tolerates.
+#[derive(Clone, Debug, Default)]
+struct LatencyHistogram(Arc<LatencyCounts>);
+
+#[derive(Debug, Default)]
+struct LatencyCounts {
+    buckets: [AtomicU64; LATENCY_BUCKETS_NANOS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl LatencyHistogram {
+    fn observe(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let index = LATENCY_BUCKETS_NANOS
+            .iter()
+            .position(|&bound| nanos <= bound)
+            .unwrap_or(LATENCY_BUCKETS_NANOS.len());
+        self.0.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> fmt::Result {
+        let bounds = LATENCY_BUCKETS_NANOS
+            .iter()
+            .map(|&nanos| nanos as f64 / 1e9)
+            .chain(std::iter::once(f64::INFINITY));
+        let buckets: Vec<(f64, u64)> = bounds
+            .zip(&self.0.buckets)
+            .map(|(bound, count)| (bound, count.load(Ordering::Relaxed)))
+            .collect();
+        // The count is the buckets' total, so the two always agree.
+        let count = buckets.iter().map(|(_, count)| count).sum();
+        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 /// The server's metrics. Cheap to update from many threads at once.
@@ -65,7 +126,7 @@ pub struct Metrics {
     auth_failures: Family<Labels2, Counter>,
     rate_limited: Family<Labels1, Counter>,
     rate_limit_fallbacks: Family<Labels1, Counter>,
-    request_duration: Family<Labels2, Histogram, fn() -> Histogram>,
+    request_duration: Family<Labels2, LatencyHistogram>,
     redis_errors: Family<Labels1, Counter>,
     audit_errors: Family<Labels1, Counter>,
     jwks_refreshes: Family<Labels2, Counter>,
@@ -80,13 +141,30 @@ pub struct Metrics {
 /// family's series.
 #[derive(Default)]
 struct HotSeries {
-    token_ok_latency: OnceLock<Histogram>,
+    token_ok_latency: OnceLock<LatencyHistogram>,
     /// Per profile: its `tokens_issued` counter and its `grants_issued` counters by grant.
-    issued: RwLock<HashMap<String, ProfileCounters>>,
+    /// Read without a lock; a writer replaces the whole list.
+    issued: ArcSwap<Vec<ProfileCounters>>,
+    /// Held by the writer of `issued`, so that two writers cannot lose each other's series.
+    adding: Mutex<()>,
 }
 
-/// A profile's `tokens_issued` counter and its `grants_issued` counters by grant.
-type ProfileCounters = (Counter, Vec<(&'static str, Counter)>);
+/// A profile's name, its `tokens_issued` counter and its `grants_issued` counters by grant.
+#[derive(Clone)]
+struct ProfileCounters {
+    profile: String,
+    tokens: Counter,
+    by_grant: Vec<(&'static str, Counter)>,
+}
+
+impl ProfileCounters {
+    fn grant(&self, grant: &str) -> Option<&Counter> {
+        self.by_grant
+            .iter()
+            .find(|(name, _)| *name == grant)
+            .map(|(_, counter)| counter)
+    }
+}
 
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -140,10 +218,7 @@ impl Metrics {
             "Rate limit decisions made without Redis, by the on_redis_error policy applied",
             rate_limit_fallbacks.clone(),
         );
-        let request_duration =
-            Family::<Labels2, Histogram, fn() -> Histogram>::new_with_constructor(
-                new_latency_histogram,
-            );
+        let request_duration = Family::<Labels2, LatencyHistogram>::default();
         registry.register(
             "request_duration_seconds",
             "Time from reading a request to its answer, by route and status",
@@ -199,45 +274,53 @@ impl Metrics {
 
     /// Counts one token issued by `profile` with `grants`.
     pub fn token_issued(&self, profile: &str, grants: &[&'static str]) {
+        let issued = self.hot.issued.load();
+        if let Some(counters) = issued.iter().find(|counters| counters.profile == profile)
+            && grants.iter().all(|grant| counters.grant(grant).is_some())
         {
-            let issued = self
-                .hot
-                .issued
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some((tokens, by_grant)) = issued.get(profile) {
-                let find = |grant: &&str| {
-                    by_grant
-                        .iter()
-                        .find(|(name, _)| name == grant)
-                        .map(|(_, counter)| counter)
-                };
-                // Otherwise a grant is seen for the first time, and the slow path adds it.
-                if grants.iter().all(|grant| find(grant).is_some()) {
-                    tokens.inc();
-                    for counter in grants.iter().filter_map(find) {
-                        counter.inc();
-                    }
-                    return;
-                }
+            counters.tokens.inc();
+            for counter in grants.iter().filter_map(|grant| counters.grant(grant)) {
+                counter.inc();
             }
+            return;
         }
-        let mut issued = self
+        // The profile or one of the grants is seen for the first time.
+        drop(issued);
+        self.add_issued_series(profile, grants);
+    }
+
+    /// Counts one token like [`Metrics::token_issued`], after adding the series it lacks to the
+    /// hot list.
+    fn add_issued_series(&self, profile: &str, grants: &[&'static str]) {
+        let _adding = self
             .hot
-            .issued
-            .write()
+            .adding
+            .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let (tokens, by_grant) = issued.entry(profile.to_owned()).or_insert_with(|| {
-            let tokens = self
-                .tokens_issued
-                .get_or_create(&[("profile", profile.to_owned())])
-                .clone();
-            (tokens, Vec::new())
-        });
-        tokens.inc();
+        let mut issued = Vec::clone(&self.hot.issued.load());
+        let position = match issued
+            .iter()
+            .position(|counters| counters.profile == profile)
+        {
+            Some(position) => position,
+            None => {
+                let tokens = self
+                    .tokens_issued
+                    .get_or_create(&[("profile", profile.to_owned())])
+                    .clone();
+                issued.push(ProfileCounters {
+                    profile: profile.to_owned(),
+                    tokens,
+                    by_grant: Vec::new(),
+                });
+                issued.len() - 1
+            }
+        };
+        let counters = &mut issued[position];
+        counters.tokens.inc();
         for &grant in grants {
-            let counter = match by_grant.iter().find(|(name, _)| *name == grant) {
-                Some((_, counter)) => counter.clone(),
+            let counter = match counters.grant(grant) {
+                Some(counter) => counter.clone(),
                 None => {
                     let counter = self
                         .grants_issued
@@ -246,12 +329,13 @@ impl Metrics {
                             ("grant", grant.to_owned()),
                         ])
                         .clone();
-                    by_grant.push((grant, counter.clone()));
+                    counters.by_grant.push((grant, counter.clone()));
                     counter
                 }
             };
             counter.inc();
         }
+        self.hot.issued.store(Arc::new(issued));
     }
 
     /// Counts one token request refused with the error code `reason`.
@@ -300,12 +384,12 @@ impl Metrics {
                         ])
                         .clone()
                 })
-                .observe(elapsed.as_secs_f64());
+                .observe(elapsed);
             return;
         }
         self.request_duration
             .get_or_create(&[("route", route.to_owned()), ("status", status.to_string())])
-            .observe(elapsed.as_secs_f64());
+            .observe(elapsed);
     }
 
     /// Counts one failed Redis call made for `used_for` (`rate_limit` or `revocation`).
@@ -408,5 +492,89 @@ mod tests {
             "twilio_token_request_duration_seconds_bucket{route=\"token\",status=\"200\",le=\"0.000625\"} 1"
         ), "{text}");
         assert!(!text.contains("quantile"), "{text}");
+    }
+
+    #[test]
+    fn latency_histogram_encodes_like_prometheus_client() {
+        use prometheus_client::metrics::histogram::Histogram;
+
+        let bounds = LATENCY_BUCKETS_NANOS.map(|nanos| nanos as f64 / 1e9);
+        assert_eq!(
+            bounds,
+            [
+                0.0001, 0.00025, 0.000625, 0.0016, 0.004, 0.01, 0.025, 0.0625, 0.16, 0.4, 1.0, 2.5,
+                10.0
+            ]
+        );
+        let ours = LatencyHistogram::default();
+        let theirs = Histogram::new(bounds);
+        // A bucket bound itself, values in the middle, and one above the last bound.
+        for millis in [0, 100, 250, 500, 2_000, 10_000, 20_000] {
+            let elapsed = Duration::from_millis(millis);
+            ours.observe(elapsed);
+            theirs.observe(elapsed.as_secs_f64());
+        }
+        ours.observe(Duration::from_micros(100));
+        theirs.observe(0.0001);
+
+        let render = |register: &dyn Fn(&mut Registry)| {
+            let mut registry = Registry::default();
+            register(&mut registry);
+            let mut text = String::new();
+            encode(&mut text, &registry).expect("encoded");
+            text
+        };
+        let text = render(&|registry| registry.register("latency", "Latency", ours.clone()));
+        let expected = render(&|registry| registry.register("latency", "Latency", theirs.clone()));
+        // The same text, except that a sum of nanoseconds has no rounding error, while
+        // prometheus_client's sum of seconds as f64 has (32.850100000000008 here).
+        let without_sum = |text: &str| {
+            text.lines()
+                .filter(|line| !line.starts_with("latency_sum "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(without_sum(&text), without_sum(&expected));
+        assert!(text.contains("latency_count 8\n"), "{text}");
+        assert!(text.contains("latency_sum 32.8501\n"), "{text}");
+        assert!(text.contains("latency_bucket{le=\"0.0001\"} 2\n"), "{text}");
+        assert!(text.contains("latency_bucket{le=\"10.0\"} 7\n"), "{text}");
+        assert!(text.contains("latency_bucket{le=\"+Inf\"} 8\n"), "{text}");
+    }
+
+    #[test]
+    fn tokens_counted_from_many_threads() {
+        let metrics = Metrics::new();
+        std::thread::scope(|scope| {
+            for thread in 0..4 {
+                let metrics = &metrics;
+                scope.spawn(move || {
+                    // Each thread adds a profile of its own and shares one with the others, so
+                    // writers of the hot list race.
+                    let own = format!("p{thread}");
+                    for _ in 0..1000 {
+                        metrics.token_issued(&own, &["chat"]);
+                        metrics.token_issued("shared", &["chat", "video"]);
+                    }
+                });
+            }
+        });
+        let text = metrics.render();
+
+        for thread in 0..4 {
+            let series =
+                format!("twilio_token_tokens_issued_total{{profile=\"p{thread}\"}} 1000\n");
+            assert!(text.contains(&series), "{series} in {text}");
+        }
+        assert!(
+            text.contains("twilio_token_tokens_issued_total{profile=\"shared\"} 4000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "twilio_token_grants_issued_total{profile=\"shared\",grant=\"video\"} 4000\n"
+            ),
+            "{text}"
+        );
     }
 }
