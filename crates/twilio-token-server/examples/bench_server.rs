@@ -40,6 +40,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
+
+/// The allocator of the `twilio-token` binary, so that the benchmark measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use twilio_access_token::{AccessToken, ChatGrant, Clock, SystemClock};
 use twilio_token_server::auth::api_key::{KEY_PREFIX, hash_key};
 use twilio_token_server::config::{self, Environment};

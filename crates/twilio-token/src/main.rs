@@ -34,6 +34,11 @@ use crate::cli::{ApiKeyCommand, Cli, Command, ConfigCommand};
 use crate::error::CliError;
 use crate::output::Outcome;
 
+/// mimalloc instead of the system allocator: the token server allocates for every request,
+/// and with glibc's malloc that cost about 8% of its throughput in the load benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
 
