@@ -70,7 +70,7 @@ type Labels2 = [(&'static str, String); 2];
 /// updated with atomic additions and no lock.
 ///
 /// It replaces `prometheus_client`'s `Histogram`, whose mutex every request took. A scrape
-/// that runs during an update may see the sum before the count, which Prometheus tolerates.
+/// that runs during an update may see an observation in its bucket before it is in the sum.
 #[derive(Clone, Debug, Default)]
 struct LatencyHistogram(Arc<LatencyCounts>);
 
@@ -143,7 +143,7 @@ pub struct Metrics {
 struct HotSeries {
     token_ok_latency: OnceLock<LatencyHistogram>,
     /// Per profile: its `tokens_issued` counter and its `grants_issued` counters by grant.
-    /// Read without a lock; a writer replaces the whole list.
+    /// Read without a lock. A writer replaces the whole list.
     issued: ArcSwap<Vec<ProfileCounters>>,
     /// Held by the writer of `issued`, so that two writers cannot lose each other's series.
     adding: Mutex<()>,
