@@ -218,7 +218,7 @@ struct Issuer {
 
 /// A remembered verification result.
 struct Verified {
-    principal: Principal,
+    principal: Arc<Principal>,
     /// Unix time after which the entry is not used: the token's `exp` plus leeway, or the
     /// cache lifetime, whichever comes first.
     until: u64,
@@ -741,7 +741,7 @@ impl OidcProvider {
         verified.insert(
             token_digest(token),
             Verified {
-                principal: principal.clone(),
+                principal: Arc::new(principal.clone()),
                 until,
             },
         );
@@ -753,14 +753,18 @@ impl OidcProvider {
         }
         let digest = token_digest(token);
         let now = self.now();
-        let verified = self
-            .verified
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        verified
-            .get(&digest)
-            .filter(|entry| entry.until >= now)
-            .map(|entry| entry.principal.clone())
+        let principal = {
+            let verified = self
+                .verified
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            verified
+                .get(&digest)
+                .filter(|entry| entry.until >= now)
+                .map(|entry| Arc::clone(&entry.principal))?
+        };
+        // Copied outside the lock, which every request with a token takes.
+        Some(Principal::clone(&principal))
     }
 }
 
@@ -780,11 +784,13 @@ impl AuthProvider for OidcProvider {
             let Some(token) = bearer_token(request.headers) else {
                 return Ok(None);
             };
-            if !looks_like_jwt(token) {
-                return Ok(None);
-            }
+            // A remembered token was a JWT when it was verified, so the cache comes first and
+            // a hit skips decoding the header.
             if let Some(principal) = self.recall(token) {
                 return Ok(Some(principal));
+            }
+            if !looks_like_jwt(token) {
+                return Ok(None);
             }
             self.verify(token).await.map(Some)
         })
