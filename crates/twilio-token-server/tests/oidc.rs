@@ -317,6 +317,26 @@ async fn bad_tokens_are_refused_with_precise_messages() {
         )
         .await;
 
+        // A critical header extension, which no verifier here understands. The check comes
+        // before the signature's, so the changed header does not matter.
+        let mut critical = real_header.clone();
+        critical["crit"] = json!(["b64"]);
+        critical["b64"] = json!(false);
+        let critical = format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(critical.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string()),
+            valid.rsplit('.').next().expect("signature")
+        );
+        expect_refused(
+            &server,
+            &critical,
+            "invalid_token",
+            "the token's header has crit [\"b64\"], which names extensions this server does not \
+             support",
+        )
+        .await;
+
         // A kid the JWKS does not have.
         let mut unknown_kid = real_header.clone();
         unknown_kid["kid"] = json!("no-such-key");

@@ -643,6 +643,18 @@ impl OidcProvider {
                 ),
             ));
         }
+        // RFC 7515 section 4.1.11: a verifier must reject a token whose crit names an
+        // extension it does not understand, and this one understands none.
+        if let Some(crit) = header.get("crit") {
+            return Err(ApiError::unauthorized(
+                "invalid_token",
+                format!(
+                    "the token's header has crit {}, which names extensions this server does not \
+                     support: configure the identity provider to issue tokens without crit",
+                    echo(&crit.to_string())
+                ),
+            ));
+        }
         let kid = match header.get("kid") {
             None => None,
             Some(Value::String(kid)) => Some(kid.as_str()),
