@@ -565,6 +565,68 @@ async fn revoked_jti_rejected_by_verifier_hook() {
     );
 }
 
+/// Writes jti entries 25 hours and one second, and 25 hours, before `now`, then a new one, and
+/// checks that the new write deleted only the first.
+async fn old_jti_entries_pruned_case(sections: String, store: &str) {
+    let (_server, state) = start_keeping_state(&sections).await;
+    let revocations = state.revocations.clone().expect("revocations configured");
+    let now = unix_now();
+    let kept_for = twilio_token_server::revocation::JTI_ENTRY_SECS;
+    assert_eq!(kept_for, 25 * 3600);
+    let expired = format!("{API_KEY_SID}-{}", now - kept_for - 1 - 3600);
+    let last_second = format!("{API_KEY_SID}-{}", now - kept_for - 3600);
+    let fresh = format!("{API_KEY_SID}-{}", now - 60);
+
+    let writes = [
+        (&expired, now - kept_for - 1),
+        (&last_second, now - kept_for),
+        (&fresh, now),
+    ];
+    for (jti, revoked_at) in writes {
+        revocations
+            .store()
+            .revoke_jti(jti, revoked_at)
+            .await
+            .expect("written");
+    }
+    let list = revocations.store().load().await.expect("list read");
+
+    let mut jtis: Vec<(&str, u64)> = list
+        .jtis
+        .iter()
+        .map(|(jti, revoked_at)| (jti.as_str(), *revoked_at))
+        .collect();
+    jtis.sort_by_key(|(_, revoked_at)| *revoked_at);
+    assert_eq!(
+        jtis,
+        [
+            (last_second.as_str(), now - kept_for),
+            (fresh.as_str(), now)
+        ],
+        "{store}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_old_jti_entries_pruned() {
+    let folder = scratch("jti-prune");
+    let sections = format!(
+        "[revocation]\ndatabase = \"{}\"\n",
+        folder.join("revocations.sqlite3").display()
+    );
+    old_jti_entries_pruned_case(sections, "sqlite").await;
+}
+
+#[tokio::test]
+async fn redis_old_jti_entries_pruned() {
+    let redis = RedisServer::start("jti-prune");
+    let sections = format!(
+        "[revocation]\nstore = \"redis\"\nredis_url = \"{}\"\n",
+        redis.url()
+    );
+    old_jti_entries_pruned_case(sections, "redis").await;
+}
+
 #[tokio::test]
 async fn invalid_sections_name_their_key() {
     let keys = GeneratedKeys::new();

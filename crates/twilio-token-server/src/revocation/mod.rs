@@ -93,15 +93,18 @@ impl IdentityEntry {
     }
 }
 
+/// How long a `jti` entry is kept: 25 hours. A token lives at most 24 hours and is revoked
+/// after it was issued, so 24 hours after the revocation it has expired; the extra hour covers
+/// verifier leeway and clock skew.
+pub const JTI_ENTRY_SECS: u64 = 25 * 3600;
+
 /// A copy of the deny lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RevocationList {
     /// Identity entries by identity, compared exactly.
     pub identities: HashMap<String, IdentityEntry>,
-    /// Revoked `jti` values, with the Unix time each was revoked.
-    ///
-    /// NOTE: entries stay until `revoke remove jti` deletes them. A token lives at most 24
-    /// hours, so an entry older than that protects nothing; nothing prunes such entries yet.
+    /// Revoked `jti` values, with the Unix time each was revoked. Writing a new entry deletes
+    /// the entries older than [`JTI_ENTRY_SECS`].
     pub jtis: HashMap<String, u64>,
 }
 

@@ -73,6 +73,23 @@ impl RedisRevocations {
                 .hset_nx::<_, _, _, ()>(&self.jtis_key, jti, now)
                 .await
         })
+        .await?;
+        let expired_before = now.saturating_sub(super::JTI_ENTRY_SECS);
+        self.call(
+            "removing expired jti entries",
+            |mut connection| async move {
+                let entries: HashMap<String, u64> = connection.hgetall(&self.jtis_key).await?;
+                let expired: Vec<&String> = entries
+                    .iter()
+                    .filter(|(_, revoked_at)| **revoked_at < expired_before)
+                    .map(|(jti, _)| jti)
+                    .collect();
+                if expired.is_empty() {
+                    return Ok(());
+                }
+                connection.hdel::<_, _, ()>(&self.jtis_key, expired).await
+            },
+        )
         .await
     }
 

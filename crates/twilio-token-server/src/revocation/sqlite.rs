@@ -104,15 +104,21 @@ impl SqliteRevocations {
 
     pub(super) async fn revoke_jti(&self, jti: &str, now: u64) -> Result<(), RevocationError> {
         let jti = jti.to_owned();
+        let expired_before = now.saturating_sub(super::JTI_ENTRY_SECS);
         self.run("writing the jti entry", move |connection| {
-            connection.execute(
+            let transaction = connection.unchecked_transaction()?;
+            transaction.execute(
                 "INSERT INTO revoked_jtis (jti, revoked_at) VALUES (?1, ?2)
                  ON CONFLICT (jti) DO NOTHING",
                 params![jti, to_sql(now)],
-            )
+            )?;
+            transaction.execute(
+                "DELETE FROM revoked_jtis WHERE revoked_at < ?1",
+                params![to_sql(expired_before)],
+            )?;
+            transaction.commit()
         })
         .await
-        .map(|_| ())
     }
 
     pub(super) async fn remove_identity(&self, identity: &str) -> Result<bool, RevocationError> {
