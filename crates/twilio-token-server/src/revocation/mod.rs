@@ -94,7 +94,7 @@ impl IdentityEntry {
 }
 
 /// How long a `jti` entry is kept: 25 hours. A token lives at most 24 hours and is revoked
-/// after it was issued, so 24 hours after the revocation it has expired; the extra hour covers
+/// after it was issued, so it has expired 24 hours after the revocation. The extra hour covers
 /// verifier leeway and clock skew.
 pub const JTI_ENTRY_SECS: u64 = 25 * 3600;
 
