@@ -180,7 +180,7 @@ async fn serve_loop(
     closing_builder.http1().keep_alive(false);
     let builder = Arc::new(builder);
     let closing_builder = Arc::new(closing_builder);
-    // Tells connections that the server is stopping. Every connection task holds a receiver,
+    // Tells connections that the server is stopping. Every connection task keeps a receiver,
     // so the sender also learns when the last of them has finished.
     let (stopping, stop_receiver) = tokio::sync::watch::channel(false);
 
@@ -250,9 +250,9 @@ async fn serve_loop(
             let connection =
                 builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
             let mut connection = std::pin::pin!(connection);
-            // The connection is polled before the stop is looked at, so a request that has
-            // arrived is read, and then gets its response, before the graceful shutdown begins; a
-            // shutdown that starts before the first read would drop the request without a response.
+            // The connection is polled before the stop is checked, so a request that has
+            // arrived is read before the graceful shutdown begins. A shutdown that started
+            // before the first read would drop the request without a response.
             tokio::select! {
                 biased;
                 _ = connection.as_mut() => {}
