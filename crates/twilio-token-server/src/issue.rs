@@ -1,7 +1,9 @@
 //! Turning an authenticated caller and a token request into an Access Token.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
 
 use serde::{Deserialize, Serialize};
 use twilio_access_token::{
@@ -198,7 +200,8 @@ pub fn issue(
     // so one built token per rule, grant set and TTL serves every caller.
     let cache_key = (request.room.is_none() && request.device_id.is_none())
         .then(|| (rule.index, grant_bits(&grants), ttl.as_secs()));
-    let cached = cache_key.and_then(|key| cache.get(&key));
+    let entries = cache.entries.load();
+    let cached = cache_key.and_then(|key| entries.get(&key));
     let jwt = match cached {
         Some(token) => token.to_jwt_for(&identity, now),
         None => {
@@ -288,22 +291,26 @@ fn grant_bits(grants: &[&'static str]) -> u8 {
 const MAX_CACHED_TOKENS: usize = 1024;
 
 /// Built tokens by rule, grant set and TTL, shared by all requests.
+///
+/// Requests read the map without a lock or a reference count update; a new entry replaces the
+/// whole map, which happens at most [`MAX_CACHED_TOKENS`] times.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    entries: RwLock<HashMap<(usize, u8, u64), Arc<AccessToken>>>,
+    entries: ArcSwap<HashMap<(usize, u8, u64), Arc<AccessToken>>>,
+    /// Held while a new entry is added, so that two writers cannot lose each other's entry.
+    adding: Mutex<()>,
 }
 
 impl TokenCache {
-    fn get(&self, key: &(usize, u8, u64)) -> Option<Arc<AccessToken>> {
-        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        entries.get(key).cloned()
-    }
-
     fn insert(&self, key: (usize, u8, u64), token: AccessToken) {
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() < MAX_CACHED_TOKENS {
-            entries.insert(key, Arc::new(token));
+        let _adding = self.adding.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.entries.load();
+        if entries.len() >= MAX_CACHED_TOKENS || entries.contains_key(&key) {
+            return;
         }
+        let mut grown = HashMap::clone(&entries);
+        grown.insert(key, Arc::new(token));
+        self.entries.store(Arc::new(grown));
     }
 }
 
