@@ -870,6 +870,17 @@ mod tests {
     use super::*;
     use crate::AppState;
 
+    /// A data and configuration folder of its own under the system's temporary folder, so that tests running in
+    /// parallel never share a database and nothing is written into the source tree.
+    fn temp_dir(test: &str) -> PathBuf {
+        use rand::RngCore as _;
+        std::env::temp_dir().join(format!(
+            "twilio-token-config-{test}-{}-{}",
+            std::process::id(),
+            rand::rng().next_u64()
+        ))
+    }
+
     fn environment(pairs: &[(&str, &str)]) -> Environment {
         pairs
             .iter()
@@ -887,8 +898,11 @@ mod tests {
         assert_eq!(setup.placeholder_profile.as_deref(), Some("default"));
         assert!(setup.added_rule);
         assert!(file.auth.users.is_some());
-        let state = AppState::from_config(&file, &environment, Path::new("."))
+        let base_dir = temp_dir("demo-placeholders");
+        file.server.data_dir = base_dir.clone();
+        let state = AppState::from_config(&file, &environment, &base_dir)
             .expect("the demo configuration is valid");
+        let _ = std::fs::remove_dir_all(&base_dir);
         let profile = &state.profiles["default"];
         assert_eq!(profile.account_sid, PLACEHOLDER_ACCOUNT_SID);
         assert_eq!(profile.signing_key().0, PLACEHOLDER_API_KEY_SID);
@@ -926,8 +940,11 @@ mod tests {
 
         assert_eq!(setup.placeholder_profile, None);
         assert!(!environment.contains_key(PLACEHOLDER_SECRET_VARIABLE));
-        let state = AppState::from_config(&file, &environment, Path::new("."))
+        let base_dir = temp_dir("demo-credentials");
+        file.server.data_dir = base_dir.clone();
+        let state = AppState::from_config(&file, &environment, &base_dir)
             .expect("the demo configuration is valid");
+        let _ = std::fs::remove_dir_all(&base_dir);
         assert_eq!(
             state.profiles["default"].account_sid,
             "AC0123456789abcdef0123456789abcdef"

@@ -25,6 +25,7 @@ mod redis_conn;
 pub mod reload;
 pub mod revocation;
 pub mod routes;
+mod sqlite;
 pub mod state;
 
 pub use app::{ConnectionLimits, app, run, run_reloadable, run_with_limits, shutdown_signal};

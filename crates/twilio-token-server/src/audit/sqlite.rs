@@ -5,7 +5,6 @@
 //! machine. With `NORMAL` it survives a crash of the process only.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
@@ -13,10 +12,6 @@ use super::{AuditError, AuditRecord, AuditSink, Synchronous};
 
 /// The schema version this build writes, stored in `PRAGMA user_version`.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
-
-/// How long a write waits for a lock held by another connection, such as `twilio-token audit`
-/// reading while the server writes.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations. Migration `i` moves the database from version `i` to `i + 1`. Append new
 /// ones, and never edit one that has shipped.
@@ -171,25 +166,7 @@ pub fn open(path: &Path, create: bool) -> Result<Connection, AuditError> {
 }
 
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
-    connection.busy_timeout(BUSY_TIMEOUT)?;
-    // Switching to WAL takes an exclusive lock, and SQLite returns "database is locked" at
-    // once, without its busy handler, when another process switches at the same moment, as
-    // two replicas starting together on one file do. Retry until the busy timeout.
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-    loop {
-        let mode: rusqlite::Result<String> =
-            connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0));
-        match mode {
-            Ok(_) => break,
-            Err(rusqlite::Error::SqliteFailure(error, _))
-                if error.code == rusqlite::ErrorCode::DatabaseBusy
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(error) => return Err(error),
-        }
-    }
+    crate::sqlite::use_wal(connection)?;
     connection.pragma_update(None, "synchronous", "FULL")?;
     Ok(())
 }

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
@@ -56,9 +55,7 @@ impl SqliteRevocations {
         }
         create_private_file(path).map_err(|error| open_error(Box::new(error)))?;
         let connection = Connection::open(path).map_err(|error| open_error(Box::new(error)))?;
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .and_then(|()| connection.pragma_update(None, "journal_mode", "WAL"))
+        crate::sqlite::use_wal(&connection)
             .and_then(|()| connection.execute_batch(SCHEMA))
             .map_err(|error| open_error(Box::new(error)))?;
         Ok(SqliteRevocations {

@@ -40,10 +40,6 @@ pub const HASHING_PERMITS: usize = 2;
 /// The schema version this build writes, stored in `PRAGMA user_version`.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
-/// How long a call waits for a lock held by another process, such as the CLI adding a user while
-/// the server runs.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The number of random bytes in a session id.
 const SESSION_ID_BYTES: usize = 32;
 
@@ -848,8 +844,7 @@ where
 }
 
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
-    connection.busy_timeout(BUSY_TIMEOUT)?;
-    connection.pragma_update(None, "journal_mode", "WAL")?;
+    crate::sqlite::use_wal(connection)?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", true)?;
     Ok(())
@@ -866,19 +861,24 @@ impl From<rusqlite::Error> for MigrationError {
     }
 }
 
-/// Applies the migrations past the file's `user_version`, each in its own transaction.
+/// Applies the migrations past the file's `user_version`.
+///
+/// The version is read inside a write transaction, so a second process opening a new file at the
+/// same moment (the CLI adding a user while the server starts) waits for the first one's
+/// migrations and then finds nothing left to do.
 fn migrate(connection: &mut Connection) -> Result<(), MigrationError> {
-    let found: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let found: i64 = transaction.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let found = usize::try_from(found).unwrap_or(usize::MAX);
     if found > SCHEMA_VERSION {
         return Err(MigrationError::TooNew { found });
     }
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(found) {
-        let transaction = connection.transaction()?;
         transaction.execute_batch(sql)?;
         transaction.pragma_update(None, "user_version", version + 1)?;
-        transaction.commit()?;
     }
+    transaction.commit()?;
     Ok(())
 }
 
@@ -922,6 +922,41 @@ mod tests {
 
     fn groups(names: &[&str]) -> Vec<String> {
         names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn new_file_opened_by_several_at_once() {
+        // Each round races eight connections to create and migrate one new file, as the CLI and
+        // a starting server can.
+        for round in 0..20 {
+            let path = temp_path(&format!("race-{round}"));
+            let start = std::sync::Barrier::new(8);
+            let results: Vec<Result<UserStore, StoreError>> = std::thread::scope(|scope| {
+                let openers: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            UserStore::open(&path)
+                        })
+                    })
+                    .collect();
+                openers
+                    .into_iter()
+                    .map(|opener| opener.join().expect("the opener does not panic"))
+                    .collect()
+            });
+            for result in results {
+                if let Err(error) = result {
+                    panic!("round {round}: {error}: {:?}", std::error::Error::source(&error));
+                }
+            }
+            let connection = Connection::open(&path).expect("the file opens");
+            let version: i64 = connection
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .expect("the version reads");
+            assert_eq!(version, SCHEMA_VERSION as i64);
+            let _ = std::fs::remove_dir_all(path.parent().expect("a parent"));
+        }
     }
 
     #[tokio::test]
