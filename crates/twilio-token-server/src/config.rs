@@ -870,7 +870,7 @@ mod tests {
     use super::*;
     use crate::AppState;
 
-    /// A data and configuration folder of its own under the system's temporary folder, so that tests running in
+    /// Returns a new data folder under the system's temporary folder, so that tests running in
     /// parallel never share a database and nothing is written into the source tree.
     fn temp_dir(test: &str) -> PathBuf {
         use rand::RngCore as _;

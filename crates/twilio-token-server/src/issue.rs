@@ -292,8 +292,8 @@ const MAX_CACHED_TOKENS: usize = 1024;
 
 /// Built tokens by rule, grant set and TTL, shared by all requests.
 ///
-/// Requests read the map without a lock or a reference count update; a new entry replaces the
-/// whole map, which happens at most [`MAX_CACHED_TOKENS`] times.
+/// Requests read the map without taking a lock. A new entry replaces the whole map, which happens
+/// at most [`MAX_CACHED_TOKENS`] times.
 #[derive(Debug, Default)]
 pub struct TokenCache {
     entries: ArcSwap<HashMap<(usize, u8, u64), Arc<AccessToken>>>,

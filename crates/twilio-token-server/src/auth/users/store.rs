@@ -863,8 +863,8 @@ impl From<rusqlite::Error> for MigrationError {
 
 /// Applies the migrations past the file's `user_version`.
 ///
-/// The version is read inside a write transaction, so a second process opening a new file at the
-/// same moment (the CLI adding a user while the server starts) waits for the first one's
+/// The version is read inside a write transaction. A second process that opens a new file at the
+/// same moment, such as the CLI adding a user while the server starts, waits for the first one's
 /// migrations and then finds nothing left to do.
 fn migrate(connection: &mut Connection) -> Result<(), MigrationError> {
     let transaction =
@@ -925,7 +925,7 @@ mod tests {
     }
 
     #[test]
-    fn new_file_opened_by_several_at_once() {
+    fn concurrent_open_of_new_file() {
         // Each round races eight connections to create and migrate one new file, as the CLI and
         // a starting server can.
         for round in 0..20 {
@@ -947,7 +947,10 @@ mod tests {
             });
             for result in results {
                 if let Err(error) = result {
-                    panic!("round {round}: {error}: {:?}", std::error::Error::source(&error));
+                    panic!(
+                        "round {round}: {error}: {:?}",
+                        std::error::Error::source(&error)
+                    );
                 }
             }
             let connection = Connection::open(&path).expect("the file opens");
