@@ -54,14 +54,12 @@ pub(crate) fn contains(networks: &[IpNet], address: IpAddr) -> bool {
 fn to_ipv4_if_mapped(network: IpNet) -> IpNet {
     // ::ffff:0:0/96 contains the IPv4-mapped addresses, so a longer prefix is an IPv4 network.
     const MAPPED_PREFIX: u8 = 96;
-    if let IpNet::V6(v6) = network {
-        if let Some(v4) = v6.network().to_ipv4_mapped() {
-            if let Some(prefix) = v6.prefix_len().checked_sub(MAPPED_PREFIX) {
-                if let Ok(v4) = Ipv4Net::new(v4, prefix) {
-                    return IpNet::V4(v4);
-                }
-            }
-        }
+    if let IpNet::V6(v6) = network
+        && let Some(v4) = v6.network().to_ipv4_mapped()
+        && let Some(prefix) = v6.prefix_len().checked_sub(MAPPED_PREFIX)
+        && let Ok(v4) = Ipv4Net::new(v4, prefix)
+    {
+        return IpNet::V4(v4);
     }
     network
 }

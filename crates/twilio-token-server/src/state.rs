@@ -289,12 +289,12 @@ impl AppState {
     /// Returns the names of readiness checks that fail; empty when ready.
     pub async fn readiness_failures(&self) -> Vec<String> {
         let mut failures = Vec::new();
-        if let Some(users) = &self.users {
-            if let Err(error) = users.store().ping().await {
-                let cause = std::error::Error::source(&error).map(ToString::to_string);
-                tracing::error!(%error, cause, "readiness check of the user database failed");
-                failures.push("users_database".to_owned());
-            }
+        if let Some(users) = &self.users
+            && let Err(error) = users.store().ping().await
+        {
+            let cause = std::error::Error::source(&error).map(ToString::to_string);
+            tracing::error!(%error, cause, "readiness check of the user database failed");
+            failures.push("users_database".to_owned());
         }
         // Fails only while the log fails closed, because failing open still serves requests.
         // The probe reconnects, so a replica that gets no requests can become ready again.

@@ -103,10 +103,9 @@ impl ConfigSource {
         if let Some(name) = demo
             .as_ref()
             .and_then(|demo| demo.placeholder_profile.as_ref())
+            && let Some(profile) = state.profiles.get_mut(name)
         {
-            if let Some(profile) = state.profiles.get_mut(name) {
-                profile.placeholder = true;
-            }
+            profile.placeholder = true;
         }
         Ok(state)
     }

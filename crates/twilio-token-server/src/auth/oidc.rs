@@ -376,17 +376,16 @@ impl OidcProvider {
         let _guard = issuer.fetching.lock().await;
         {
             let cache = read_cache(issuer);
-            if let Some(attempted) = cache.attempted_at {
-                if attempted.elapsed() < self.refresh_interval {
-                    return;
-                }
+            if let Some(attempted) = cache.attempted_at
+                && attempted.elapsed() < self.refresh_interval
+            {
+                return;
             }
-            if !forced_by_kid {
-                if let Some(fetched) = cache.fetched_at {
-                    if fetched.elapsed() < self.max_age {
-                        return;
-                    }
-                }
+            if !forced_by_kid
+                && let Some(fetched) = cache.fetched_at
+                && fetched.elapsed() < self.max_age
+            {
+                return;
             }
         }
         let discovered = read_cache(issuer).discovered_url.clone();
@@ -567,13 +566,13 @@ impl OidcProvider {
                 key.kind.describe()
             ));
         }
-        if let Some(key_alg) = &key.alg {
-            if key_alg != alg {
-                return Lookup::Mismatch(format!(
-                    "the token's alg {alg} differs from the alg {key_alg} of key {:?}",
-                    echo(key.kid.as_deref().unwrap_or(""))
-                ));
-            }
+        if let Some(key_alg) = &key.alg
+            && key_alg != alg
+        {
+            return Lookup::Mismatch(format!(
+                "the token's alg {alg} differs from the alg {key_alg} of key {:?}",
+                echo(key.kid.as_deref().unwrap_or(""))
+            ));
         }
         Lookup::Found(key.key.clone())
     }
@@ -706,29 +705,29 @@ impl OidcProvider {
                 ),
             ));
         }
-        if let Some(nbf) = numeric_date(claims, "nbf")? {
-            if nbf > now.saturating_add(self.leeway) {
-                return Err(ApiError::unauthorized(
-                    "token_not_yet_valid",
-                    format!(
-                        "the token is not valid before {nbf} (Unix time), {} seconds from now: \
-                         check the clocks",
-                        nbf - now
-                    ),
-                ));
-            }
+        if let Some(nbf) = numeric_date(claims, "nbf")?
+            && nbf > now.saturating_add(self.leeway)
+        {
+            return Err(ApiError::unauthorized(
+                "token_not_yet_valid",
+                format!(
+                    "the token is not valid before {nbf} (Unix time), {} seconds from now: \
+                     check the clocks",
+                    nbf - now
+                ),
+            ));
         }
-        if let Some(iat) = numeric_date(claims, "iat")? {
-            if iat > now.saturating_add(self.leeway) {
-                return Err(ApiError::unauthorized(
-                    "token_not_yet_valid",
-                    format!(
-                        "the token was issued at {iat} (Unix time), {} seconds in the future: \
-                         check the clocks",
-                        iat - now
-                    ),
-                ));
-            }
+        if let Some(iat) = numeric_date(claims, "iat")?
+            && iat > now.saturating_add(self.leeway)
+        {
+            return Err(ApiError::unauthorized(
+                "token_not_yet_valid",
+                format!(
+                    "the token was issued at {iat} (Unix time), {} seconds in the future: \
+                     check the clocks",
+                    iat - now
+                ),
+            ));
         }
         Ok(exp)
     }

@@ -136,10 +136,10 @@ impl Postgres {
             if ready {
                 return;
             }
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("postgres exited with {status}: {}", self.log());
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("postgres exited with {status}: {}", self.log());
             }
             assert!(
                 Instant::now() < deadline,
