@@ -98,19 +98,44 @@ impl Reloader {
                     "the reload task panicked: the log has the details",
                 ))
             });
+        let reject = |error: ConfigError| {
+            current.metrics.config_reload("rejected");
+            tracing::error!(
+                trigger,
+                key = %error.key,
+                reason = %error.message,
+                "configuration reload rejected, the running configuration stays in use"
+            );
+            Err(error)
+        };
         let state = match built {
             Ok(state) => Arc::new(state),
-            Err(error) => {
-                current.metrics.config_reload("rejected");
-                tracing::error!(
-                    trigger,
-                    key = %error.key,
-                    reason = %error.message,
-                    "configuration reload rejected, the running configuration stays in use"
-                );
-                return Err(error);
-            }
+            Err(error) => return reject(error),
         };
+        // A new audit sink is opened before it replaces the running one, as at start-up, so
+        // that a wrong path or an unreachable database rejects the reload instead of failing
+        // every token request after it.
+        if !Arc::ptr_eq(&state.audit, &current.audit) {
+            let audit = Arc::clone(&state.audit);
+            let opened = tokio::task::spawn_blocking(move || audit.start())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(crate::audit::AuditError::new(
+                        "audit",
+                        "the task that opens the audit log panicked",
+                    ))
+                });
+            if let Err(error) = opened {
+                return reject(ConfigError::new(
+                    "audit",
+                    format!(
+                        "failed to open the audit log ({}): {}: fix [audit] or the database",
+                        state.audit.describe(),
+                        error.message
+                    ),
+                ));
+            }
+        }
 
         // Compared with the addresses of the start, not of the last reload, because the
         // listeners stay where the process started them.

@@ -495,6 +495,41 @@ fn reload_under_load_switches_signer_without_failures() {
 }
 
 #[test]
+fn reload_with_unopenable_audit_rejected() {
+    let folder = scratch_folder("reload-audit");
+    let (key, block) = generate_key();
+    let config = folder.join("config.toml");
+    std::fs::write(&config, config_text(&block, API_KEY_SID, "")).expect("written");
+    let server = Server::start(&folder, &config);
+    let address = server.address();
+    assert_eq!(post_token(address, &key).expect("answer").0, 200);
+
+    // A regular file stands where the new audit log's folder should be, so it cannot be created.
+    let blocker = folder.join("not-a-folder");
+    std::fs::write(&blocker, "").expect("blocker");
+    let audit_path = blocker.join("audit.sqlite3");
+    let extra = format!(
+        "[audit]\nsink = \"sqlite\"\npath = {:?}\n",
+        audit_path.display().to_string()
+    );
+    std::fs::write(&config, config_text(&block, API_KEY_SID, &extra)).expect("rewritten");
+    server.signal("HUP");
+
+    let rejected = server.wait_for("configuration reload rejected");
+    assert_eq!(rejected["key"], "audit", "{rejected}");
+    let reason = rejected["reason"].as_str().expect("reason");
+    assert!(reason.contains("not-a-folder"), "{reason}");
+    assert_eq!(
+        server.count("configuration reloaded"),
+        0,
+        "{}",
+        server.text()
+    );
+    let (status, body) = post_token(address, &key).expect("answer");
+    assert_eq!(status, 200, "the running audit log stays in use: {body}");
+}
+
+#[test]
 fn sigterm_under_load_finishes_requests_in_flight() {
     let folder = scratch_folder("sigterm");
     let (key, block) = generate_key();
