@@ -75,6 +75,22 @@ struct ErrorDetail<'a> {
     message: &'a str,
 }
 
+/// Longest client-supplied value echoed in an error message, in characters.
+const MAX_ECHO_CHARS: usize = 120;
+
+/// Shortens client-supplied text echoed in messages and drops control characters.
+pub(crate) fn echo(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_ECHO_CHARS)
+        .collect();
+    if text.chars().count() > MAX_ECHO_CHARS {
+        out.push('…');
+    }
+    out
+}
+
 impl ApiError {
     /// Returns the HTTP status.
     pub fn status(&self) -> StatusCode {

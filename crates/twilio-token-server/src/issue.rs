@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::config::Profile;
-use crate::error::ApiError;
+use crate::error::{ApiError, echo};
 use crate::policy::{GRANT_NAMES, Policy, Rule};
 
 /// The fields a caller may send. Every field is optional, and the caller can only narrow what
@@ -320,12 +320,17 @@ pub(crate) fn resolve_identity(
 ) -> Result<String, ApiError> {
     let identity = match (requested, &principal.may_act_for, &principal.identity) {
         (Some(requested), Some(pattern), _) => {
+            // Checked before the pattern, so an empty or overlong identity gets the same 400 as
+            // one from any other source, and the 403 below never echoes an overlong value.
+            validate_identity(requested)
+                .map_err(|error| ApiError::bad_request("invalid_identity", error.to_string()))?;
             if !pattern.matches(requested) {
                 return Err(ApiError::forbidden(
                     "identity_not_allowed",
                     format!(
-                        "this caller may not request tokens for {requested:?}: it may act only \
-                         for identities matching {pattern}"
+                        "this caller may not request tokens for {:?}: it may act only for \
+                         identities matching {pattern}",
+                        echo(requested)
                     ),
                 ));
             }

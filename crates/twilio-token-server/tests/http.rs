@@ -372,8 +372,8 @@ async fn unknown_query_field_is_named() {
         .get_token(&server.keys.actor, "identity=user-7&colour=red")
         .await;
 
-    // NOTE: the JSON route returns `unknown_field` for the same mistake, but the query route
-    // returns only the generic `invalid_query`.
+    // The JSON route returns `unknown_field` for the same mistake; the query route returns
+    // `invalid_query` with the parser's description, which names the field.
     let error = expect_error(response, 400, "invalid_query").await;
     assert!(error.message.contains("colour"), "{}", error.message);
     server.stop().await;
@@ -389,6 +389,82 @@ async fn invalid_query_value_is_bad_request() {
 
     let error = expect_error(response, 400, "invalid_query").await;
     assert!(error.message.contains("ttl"), "{}", error.message);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn query_escape_not_utf8_rejected() {
+    let server = TestServer::start().await;
+
+    // %FF and %FE would both decode to U+FFFD, so two requests would name one identity.
+    let response = server
+        .get_token(&server.keys.actor, "identity=user-%FF")
+        .await;
+
+    let error = expect_error(response, 400, "invalid_query").await;
+    assert!(error.message.contains("\"identity\""), "{}", error.message);
+    assert!(error.message.contains("UTF-8"), "{}", error.message);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn query_malformed_escape_rejected() {
+    let server = TestServer::start().await;
+
+    for query in ["identity=user-%ZZ", "identity=user-%4", "identity=user-%+f"] {
+        let response = server.get_token(&server.keys.actor, query).await;
+
+        let error = expect_error(response, 400, "invalid_query").await;
+        assert!(error.message.contains("%25"), "{query}: {}", error.message);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn query_error_in_own_words() {
+    let server = TestServer::start().await;
+
+    let response = server
+        .get_token(&server.keys.actor, "identity=user-7&identity=user-8")
+        .await;
+
+    let error = expect_error(response, 400, "invalid_query").await;
+    assert!(
+        error
+            .message
+            .starts_with("the query string is not valid: duplicate field `identity`"),
+        "{}",
+        error.message
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn requested_identity_checked_before_pattern() {
+    let server = TestServer::start().await;
+
+    let empty = server
+        .post_token(&server.keys.actor, json!({"identity": ""}))
+        .await;
+    expect_error(empty, 400, "invalid_identity").await;
+
+    let overlong = server
+        .post_token(&server.keys.actor, json!({"identity": "x".repeat(3000)}))
+        .await;
+    let error = expect_error(overlong, 400, "invalid_identity").await;
+    assert!(error.message.len() < 300, "{}", error.message);
+
+    // A valid identity outside the pattern is echoed shortened.
+    let outside = server
+        .post_token(&server.keys.actor, json!({"identity": "y".repeat(250)}))
+        .await;
+    let error = expect_error(outside, 403, "identity_not_allowed").await;
+    assert!(error.message.contains('…'), "{}", error.message);
+    assert!(
+        !error.message.contains(&"y".repeat(121)),
+        "{}",
+        error.message
+    );
     server.stop().await;
 }
 

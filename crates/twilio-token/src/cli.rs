@@ -645,6 +645,11 @@ pub(crate) struct ConfigCheckArgs {
     /// Print the configuration as JSON instead of TOML
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Skip opening the audit log's SQLite file or PostgreSQL database, for a check on a
+    /// machine that cannot reach them
+    #[arg(long)]
+    pub(crate) offline: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -64,6 +64,23 @@ pub(crate) fn is_exposed_without_auth(state: &AppState) -> bool {
     !state.listen.ip().to_canonical().is_loopback() && state.providers.is_empty()
 }
 
+/// Opens the audit log's sink and brings its schema up to date. It blocks, and must run
+/// outside a Tokio runtime, because the PostgreSQL client runs one of its own.
+///
+/// # Errors
+///
+/// Returns [`CliError::Input`] naming the sink and the cause.
+pub(crate) fn open_audit(state: &AppState) -> Result<(), CliError> {
+    state.audit.start().map_err(|error| {
+        CliError::Input(format!(
+            "failed to open the audit log ({}): {}: fix [audit] or the database, or set \
+             [audit] sink = \"off\"",
+            state.audit.describe(),
+            error.message
+        ))
+    })
+}
+
 /// Validates the configuration and returns it as TOML or JSON, with secrets hidden.
 ///
 /// # Errors
@@ -72,6 +89,11 @@ pub(crate) fn is_exposed_without_auth(state: &AppState) -> bool {
 pub(crate) fn check(args: &ConfigCheckArgs) -> Result<String, CliError> {
     let loaded = load(args.config.as_deref())?;
     let state = AppState::from_config(&loaded.file, &loaded.environment, &loaded.base_dir)?;
+    // Opened as `serve` opens it, so that a path that cannot be created or a database that
+    // cannot be reached fails the check instead of the start.
+    if !args.offline {
+        open_audit(&state)?;
+    }
 
     if is_exposed_without_auth(&state) {
         warn(&format!(

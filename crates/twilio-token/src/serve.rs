@@ -53,14 +53,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), CliError> {
     let state = source.load(None)?;
     check_exposure(&state, args)?;
     // Before the runtime starts, because the PostgreSQL client blocks on a runtime of its own.
-    state.audit.start().map_err(|error| {
-        CliError::Input(format!(
-            "failed to open the audit log ({}): {}: fix [audit] or the database, or set \
-             [audit] sink = \"off\"",
-            state.audit.describe(),
-            error.message
-        ))
-    })?;
+    config_cmd::open_audit(&state)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

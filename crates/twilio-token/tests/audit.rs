@@ -224,7 +224,7 @@ fn config_check_masks_audit_password() {
     )
     .expect("written");
     let (status, stdout, stderr) = run(twilio_token()
-        .args(["config", "check", "--json", "--config"])
+        .args(["config", "check", "--json", "--offline", "--config"])
         .arg(&config)
         .env("TWILIO_ACCOUNT_SID", common::ACCOUNT_SID)
         .env("TWILIO_API_KEY", API_KEY_SID)
@@ -242,6 +242,77 @@ fn config_check_masks_audit_password() {
         })
     );
     assert_eq!(view["log"]["format"], "json");
+}
+
+#[test]
+fn config_check_opens_postgres() {
+    let folder = scratch_folder("config_check_unreachable");
+    let config = folder.join("server.toml");
+    // A loopback port that nothing listens on: the connection is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    std::fs::write(
+        &config,
+        format!("[audit]\nsink = \"postgres\"\nurl = \"postgresql://app:hunter22@127.0.0.1:{port}/audit\"\n"),
+    )
+    .expect("written");
+    let (status, stdout, stderr) = run(twilio_token()
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .env("TWILIO_ACCOUNT_SID", common::ACCOUNT_SID)
+        .env("TWILIO_API_KEY", API_KEY_SID)
+        .env("TWILIO_API_SECRET", SECRET));
+    assert_eq!(status, 2, "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: failed to open the audit log (postgres postgresql://app:***@127.0.0.1:{port}/audit)"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter22"), "{stderr}");
+}
+
+#[test]
+fn config_check_opens_sqlite() {
+    let folder = scratch_folder("config_check_sqlite");
+    let config = folder.join("server.toml");
+    // A regular file stands where the audit log's folder should be.
+    let blocker = folder.join("not-a-folder");
+    std::fs::write(&blocker, "").expect("blocker");
+    let path = blocker.join("audit.sqlite3").display().to_string();
+    std::fs::write(
+        &config,
+        format!("[audit]\nsink = \"sqlite\"\npath = {path:?}\n"),
+    )
+    .expect("written");
+    let check = |offline: bool| {
+        let mut command = twilio_token();
+        command
+            .current_dir(&folder)
+            .args(["config", "check", "--config"])
+            .arg(&config)
+            .env("TWILIO_ACCOUNT_SID", common::ACCOUNT_SID)
+            .env("TWILIO_API_KEY", API_KEY_SID)
+            .env("TWILIO_API_SECRET", SECRET);
+        if offline {
+            command.arg("--offline");
+        }
+        run(&mut command)
+    };
+
+    let (status, _, stderr) = check(false);
+    assert_eq!(status, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("error: failed to open the audit log (sqlite "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not-a-folder"), "{stderr}");
+
+    let (status, _, stderr) = check(true);
+    assert_eq!(status, 0, "--offline skips the audit log: {stderr}");
 }
 
 #[test]

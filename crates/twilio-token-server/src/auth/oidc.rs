@@ -36,16 +36,13 @@ use twilio_access_token::Clock;
 
 use super::{AuthFuture, AuthProvider, AuthRequest, Principal, bearer_token};
 use crate::config::ConfigError;
-use crate::error::ApiError;
+use crate::error::{ApiError, echo};
 
 /// The algorithms this provider can accept. HMAC algorithms and `none` are never accepted.
 pub const SUPPORTED_ALGORITHMS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
 
 /// Largest JWKS or discovery document read, in bytes.
 const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
-
-/// Longest claim value echoed in an error message.
-const MAX_ECHO_CHARS: usize = 120;
 
 /// `[auth.oidc]`: settings shared by all issuers, and the issuers.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -847,19 +844,6 @@ fn wrong_type(claim: &str, expected: &str) -> ApiError {
         "invalid_claim",
         format!("the token's {claim} claim is not {expected}"),
     )
-}
-
-/// Shortens client-supplied text echoed in messages and drops control characters.
-fn echo(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_ECHO_CHARS)
-        .collect();
-    if text.chars().count() > MAX_ECHO_CHARS {
-        out.push('…');
-    }
-    out
 }
 
 /// Reads a NumericDate claim: absent is `None`; anything but a non-negative number is an error.

@@ -15,7 +15,7 @@ use utoipa::IntoParams;
 
 use crate::audit::{AuditRecord, Outcome};
 use crate::auth::{AuthRequest, Principal};
-use crate::error::ApiError;
+use crate::error::{ApiError, echo};
 use crate::issue::{Issued, TokenRequest, issue};
 use crate::state::AppState;
 
@@ -307,17 +307,70 @@ fn missing_credentials_message(state: &AppState) -> String {
 }
 
 fn parse_query(query: &str) -> Result<TokenQuery, ApiError> {
-    serde_urlencoded_query(query)
+    check_query_encoding(query)?;
+    let uri = format!("/?{query}")
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_query", "the query string is not valid"))?;
+    axum::extract::Query::<TokenQuery>::try_from_uri(&uri)
+        .map(|query| query.0)
+        .map_err(|rejection| {
+            let text = rejection.body_text();
+            let detail = text
+                .strip_prefix("Failed to deserialize query string: ")
+                .unwrap_or(&text);
+            ApiError::bad_request(
+                "invalid_query",
+                format!("the query string is not valid: {detail}"),
+            )
+        })
 }
 
-fn serde_urlencoded_query(query: &str) -> Result<TokenQuery, ApiError> {
-    axum::extract::Query::<TokenQuery>::try_from_uri(
-        &format!("/?{query}")
-            .parse()
-            .map_err(|_| ApiError::bad_request("invalid_query", "the query string is not valid"))?,
-    )
-    .map(|query| query.0)
-    .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+/// Checks that each `%` starts a two-digit hexadecimal escape and that each parameter decodes
+/// to UTF-8, because the query parser would otherwise keep a malformed escape as it is and
+/// replace bytes that are not UTF-8 with U+FFFD, so that two different requests would name the
+/// same identity.
+fn check_query_encoding(query: &str) -> Result<(), ApiError> {
+    for pair in query.split('&') {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        let bytes = pair.as_bytes();
+        let mut decoded = Vec::with_capacity(bytes.len());
+        let mut index = 0;
+        while index < bytes.len() {
+            if bytes[index] != b'%' {
+                decoded.push(bytes[index]);
+                index += 1;
+                continue;
+            }
+            let escape = bytes
+                .get(index + 1..index + 3)
+                .filter(|digits| digits.iter().all(u8::is_ascii_hexdigit))
+                .and_then(|digits| std::str::from_utf8(digits).ok())
+                .and_then(|digits| u8::from_str_radix(digits, 16).ok());
+            let Some(byte) = escape else {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!(
+                        "the query parameter {:?} has a % that is not followed by two \
+                         hexadecimal digits: write a literal % as %25",
+                        echo(name)
+                    ),
+                ));
+            };
+            decoded.push(byte);
+            index += 3;
+        }
+        if String::from_utf8(decoded).is_err() {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "the query parameter {:?} is not UTF-8 once percent-decoded: encode the \
+                     text as UTF-8 before percent-encoding it",
+                    echo(name)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a JSON body, with the errors a client can act on: 415 without a JSON content type,
