@@ -21,7 +21,13 @@ use crate::state::AppState;
 pub fn app(state: Arc<AppState>) -> Router {
     let server = &state.server;
     let mut router = Router::new()
-        .route("/token", get(token::get_token).post(token::post_token))
+        .route(
+            "/token",
+            get(token::get_token)
+                .post(token::post_token)
+                .head(token::method_not_allowed)
+                .fallback(token::method_not_allowed),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))

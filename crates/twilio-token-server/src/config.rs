@@ -552,7 +552,14 @@ fn read_secret(
             "the key has no secret: set secret_env to an environment variable or secret_file to \
              a file that holds it",
         )),
-        (Some(name), None) => match environment.get(name).filter(|value| !value.is_empty()) {
+        (Some(name), None) => match environment.get(name) {
+            Some(value) if value.is_empty() => Err(ConfigError::new(
+                format!("{key}.secret_env"),
+                format!(
+                    "the environment variable {name} is set but empty: set it to the API key's \
+                     secret"
+                ),
+            )),
             Some(value) => Ok(ApiSecret::new(value.clone())),
             None => Err(ConfigError::new(
                 format!("{key}.secret_env"),
@@ -1027,6 +1034,61 @@ mod tests {
         assert_eq!(error.key, "profiles[0] (default).api_keys[0] secret");
         assert!(error.message.contains("whitespace"), "{}", error.message);
         assert!(profile_with_secret("FAKEsecretDoNotUse0123456789abcd").is_ok());
+    }
+
+    #[test]
+    fn empty_secret_variable_named() {
+        let error = profile_with_secret("").expect_err("empty");
+
+        assert_eq!(error.key, "profiles[0] (default).api_keys[0].secret_env");
+        assert!(
+            error.message.contains("TEST_SECRET is set but empty"),
+            "{}",
+            error.message
+        );
+    }
+
+    fn api_key_section(name: &str) -> ApiKeySection {
+        ApiKeySection {
+            name: name.into(),
+            hash: format!("sha256:{}", "0".repeat(64)),
+            identity: Some("backend".into()),
+            may_act_for: None,
+            groups: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn api_key_names_unique() {
+        let mut file = FileConfig::default();
+        file.profiles.push(placeholder_profile_section());
+        file.auth.api_keys = vec![
+            api_key_section("billing"),
+            api_key_section("support"),
+            api_key_section("billing"),
+        ];
+        let environment = environment(&[(PLACEHOLDER_SECRET_VARIABLE, "FAKEsecretDoNotUse0123")]);
+
+        let error = AppState::from_config(&file, &environment, Path::new("."))
+            .expect_err("two keys named billing");
+
+        assert_eq!(error.key, "auth.api_keys[2].name");
+        assert!(
+            error.message.contains("also the name of auth.api_keys[0]"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn empty_may_act_for_rejected() {
+        let mut section = api_key_section("support");
+        section.may_act_for = Some(String::new());
+
+        let error =
+            crate::auth::api_key::ApiKey::from_config(0, &section).expect_err("an empty pattern");
+
+        assert_eq!(error.key, "auth.api_keys[0] (support).may_act_for");
     }
 
     #[test]

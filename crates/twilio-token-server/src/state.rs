@@ -163,6 +163,7 @@ impl AppState {
                         .enumerate()
                         .map(|(index, section)| ApiKey::from_config(index, section))
                         .collect::<Result<Vec<_>, _>>()?;
+                    check_unique_key_names(&file.auth.api_keys)?;
                     if !keys.is_empty() {
                         providers.push(Arc::new(ApiKeyProvider::new(keys)));
                     }
@@ -330,6 +331,27 @@ impl AppState {
     pub fn now(&self) -> u64 {
         self.clock.now().unwrap_or(0)
     }
+}
+
+/// Rejects two API keys with one name, because the audit log and the metrics name the key that
+/// authenticated a request.
+fn check_unique_key_names(sections: &[crate::config::ApiKeySection]) -> Result<(), ConfigError> {
+    for (index, section) in sections.iter().enumerate() {
+        if let Some(first) = sections[..index]
+            .iter()
+            .position(|earlier| earlier.name == section.name)
+        {
+            return Err(ConfigError::new(
+                format!("auth.api_keys[{index}].name"),
+                format!(
+                    "{:?} is also the name of auth.api_keys[{first}]: give each key its own \
+                     name, so that the audit log tells them apart",
+                    section.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn check_server(server: &ServerSection) -> Result<(), ConfigError> {

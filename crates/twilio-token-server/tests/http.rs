@@ -789,9 +789,47 @@ async fn wrong_method_lists_allowed_methods() {
         .expect("response");
 
     let error = expect_error(response, 405, "method_not_allowed").await;
-    let allow = header(&error.headers, "allow");
-    assert!(allow.contains("GET"), "Allow: {allow:?}");
-    assert!(allow.contains("POST"), "Allow: {allow:?}");
+    assert_eq!(header(&error.headers, "allow"), "GET, POST");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn two_authorization_headers_rejected() {
+    let server = TestServer::start().await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    for key in [&server.keys.backend, &"ttk_wrong".to_owned()] {
+        let value = format!("Bearer {key}").parse().expect("header value");
+        headers.append(reqwest::header::AUTHORIZATION, value);
+    }
+
+    let response = server
+        .client
+        .post(server.url("/token"))
+        .headers(headers)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("response");
+
+    expect_error(response, 400, "duplicate_authorization").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn head_token_mints_nothing() {
+    let server = TestServer::start().await;
+
+    let response = server
+        .client
+        .head(server.url("/token"))
+        .bearer_auth(&server.keys.backend)
+        .send()
+        .await
+        .expect("response");
+
+    // A HEAD answer has no body, so only the status and headers can be checked.
+    assert_eq!(response.status(), 405);
+    assert_eq!(header(response.headers(), "allow"), "GET, POST");
     server.stop().await;
 }
 

@@ -19,6 +19,7 @@ mod input;
 mod keys;
 mod mint;
 mod output;
+mod plain_log;
 mod revoke;
 mod serve;
 mod time;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use twilio_access_token::validate_identity;
+use twilio_access_token::{SidKind, validate_identity, validate_sid};
 use twilio_token_server::config::{ServerSection, read_file};
 use twilio_token_server::metrics::Metrics;
 use twilio_token_server::revocation::{
@@ -109,8 +109,18 @@ pub(crate) fn run(args: &RevokeArgs) -> Result<Outcome, CliError> {
                 .map(|text| parse_time(text, now))
                 .transpose()?
         }
-        RevokeCommand::Jti { jti }
-        | RevokeCommand::Remove {
+        RevokeCommand::Jti { jti } => {
+            validate_jti(jti)?;
+            if !is_twilio_jti(jti) {
+                warn(&format!(
+                    "{jti:?} is not of the form <API key SID>-<issue time>, as the jti of every \
+                     token that twilio-token and the official libraries mint is: check it for \
+                     a typo, since an entry that matches no token revokes nothing"
+                ));
+            }
+            None
+        }
+        RevokeCommand::Remove {
             entry: RemoveEntry::Jti { jti },
         } => {
             validate_jti(jti)?;
@@ -202,6 +212,15 @@ fn store_settings(args: &RevokeArgs) -> Result<(RevocationSection, PathBuf), Cli
         ),
     };
     Ok((section, args.data_dir.clone().unwrap_or(data_dir)))
+}
+
+/// Returns true when `jti` is an API key SID, a dash and a Unix time in seconds.
+fn is_twilio_jti(jti: &str) -> bool {
+    jti.split_once('-').is_some_and(|(sid, seconds)| {
+        validate_sid(SidKind::ApiKey, sid).is_ok()
+            && !seconds.is_empty()
+            && seconds.bytes().all(|byte| byte.is_ascii_digit())
+    })
 }
 
 fn validate_jti(jti: &str) -> Result<(), CliError> {

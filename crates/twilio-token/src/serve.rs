@@ -165,7 +165,10 @@ fn init_logging(format: LogFormat) -> Result<(), CliError> {
         .with_env_filter(filter)
         .with_writer(io::stderr);
     let result = match format {
-        LogFormat::Plain => builder.with_ansi(io::stderr().is_terminal()).try_init(),
+        LogFormat::Plain => builder
+            .fmt_fields(crate::plain_log::PlainFields)
+            .with_ansi(io::stderr().is_terminal())
+            .try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     result.map_err(|error| CliError::Input(format!("failed to start logging: {error}")))

@@ -115,6 +115,24 @@ fn revoke_rejects_bad_input_with_exit_2() {
 }
 
 #[test]
+fn revoke_jti_warns_on_unusual_form() {
+    let folder = data_dir("jti-form");
+
+    let (status, stdout, stderr) = run(&mut revoke(&folder, &["jti", "garbage"]));
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(stdout, "revoked the token garbage\n");
+    assert!(
+        stderr.starts_with("warning: \"garbage\" is not of the form <API key SID>-<issue time>"),
+        "{stderr}"
+    );
+
+    let jti = "SK0123456789abcdef0123456789abcdef-1764885600";
+    let (status, _, stderr) = run(&mut revoke(&folder, &["jti", jti]));
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(stderr, "", "a jti of the usual form gets no warning");
+}
+
+#[test]
 fn revoke_warns_when_config_has_no_section() {
     let folder = data_dir("no-section");
     let config = folder.join("config.toml");

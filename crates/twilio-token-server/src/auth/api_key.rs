@@ -57,6 +57,13 @@ impl ApiKey {
                  prints",
             )
         })?;
+        if section.may_act_for.as_deref() == Some("") {
+            return Err(ConfigError::new(
+                format!("{key}.may_act_for"),
+                "the pattern is empty, so the key may act for nobody: set a pattern such as \
+                 \"customer-*\", or remove may_act_for",
+            ));
+        }
         if section.identity.is_none() && section.may_act_for.is_none() {
             return Err(ConfigError::new(
                 key,

@@ -179,11 +179,12 @@ impl UsersProvider {
         let attempt = match self.throttle.begin(name, peer, self.started.elapsed()) {
             Ok(attempt) => attempt,
             Err(wait_secs) => {
-                tracing::debug!(peer = ?peer, wait_secs, "sign-in rejected while throttled");
+                tracing::debug!(peer = %describe_peer(peer), wait_secs, "sign-in rejected while throttled");
+                let unit = if wait_secs == 1 { "second" } else { "seconds" };
                 return Err(ApiError::TooManyRequests {
                     code: "too_many_attempts",
                     message: format!(
-                        "too many failed sign-in attempts: wait {wait_secs} seconds and try again"
+                        "too many failed sign-in attempts: wait {wait_secs} {unit} and try again"
                     ),
                     retry_after_secs: wait_secs,
                 });
@@ -198,9 +199,12 @@ impl UsersProvider {
         if !valid {
             // The name is not logged, because users sometimes type their password into it.
             if attempt.reaches_limit {
-                tracing::warn!(peer = ?peer, "repeated failed sign-ins: delaying further attempts");
+                tracing::warn!(
+                    peer = %describe_peer(peer),
+                    "repeated failed sign-ins: delaying further attempts"
+                );
             }
-            tracing::debug!(peer = ?peer, "sign-in failed");
+            tracing::debug!(peer = %describe_peer(peer), "sign-in failed");
             return Err(invalid_credentials());
         }
 
@@ -413,6 +417,12 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Formats the client address for the log, or `unknown` when the connection has none, such as
+/// a router mounted without connect info.
+fn describe_peer(peer: Option<IpAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_owned(), |address| address.to_string())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{self, CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, request::Parts};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -69,6 +69,17 @@ pub async fn get_token(State(state): State<Arc<AppState>>, request: Request) -> 
     };
     let decision = decide(&state, &parts, &token_request).await;
     finish(&state, &parts, started, decision).await
+}
+
+/// Answers 405 to every method of `/token` but `GET` and `POST`, with an `Allow` header that
+/// names only those two. `HEAD` is among them: axum would otherwise run `GET` for it, minting a
+/// token, writing its audit record and spending rate limit budget, and then drop the body.
+pub async fn method_not_allowed() -> Response {
+    let mut response = ApiError::MethodNotAllowed.into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    response
 }
 
 /// Mints a token for the authenticated caller; parameters in a JSON body.
@@ -257,6 +268,23 @@ fn issued_record(
 
 /// Runs the providers in order until one recognises the request's credentials.
 pub(crate) async fn authenticate(state: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
+    // Providers read the first header only, so a second one, perhaps added by a proxy, would
+    // be ignored without a word.
+    if parts
+        .headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        state
+            .metrics
+            .auth_failure("none", "duplicate_authorization");
+        return Err(ApiError::bad_request(
+            "duplicate_authorization",
+            "the request has more than one Authorization header: send one",
+        ));
+    }
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
