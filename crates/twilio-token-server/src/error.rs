@@ -42,6 +42,11 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// 408: the request body did not arrive within the request timeout.
+    RequestTimeout {
+        /// The timeout in seconds.
+        seconds: u64,
+    },
     /// 415: a JSON body is expected.
     UnsupportedMediaType,
     /// 429: too many requests; retry after the given seconds.
@@ -100,6 +105,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -119,6 +125,7 @@ impl ApiError {
             | ApiError::TooManyRequests { code, .. } => code,
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Internal => "internal_error",
@@ -137,6 +144,10 @@ impl ApiError {
             | ApiError::Unavailable { message } => message.clone(),
             ApiError::NotFound => "no such route: see /openapi.json for the routes".into(),
             ApiError::MethodNotAllowed => "this route does not accept that method".into(),
+            ApiError::RequestTimeout { seconds } => format!(
+                "the request body did not arrive within {seconds} seconds: send the whole body \
+                 right after the headers"
+            ),
             ApiError::PayloadTooLarge { limit } => {
                 format!("the request body is over {limit} bytes")
             }

@@ -921,16 +921,20 @@ async fn non_json_body_is_unsupported() {
 #[tokio::test]
 async fn malformed_json_is_bad_request() {
     let server = TestServer::start().await;
+    const INVALID: &str = "the request body is not valid";
+    const NOT_OBJECT: &str = "the request body must be a JSON object, such as {}";
     let cases = [
-        "{\"identity\": \"user-7\"",
-        "[]",
-        "{\"ttl\": \"soon\"}",
-        "{\"ttl\": -5}",
-        "{\"grants\": \"chat\"}",
-        "not json",
+        ("{\"identity\": \"user-7\"", INVALID),
+        ("{\"ttl\": \"soon\"}", INVALID),
+        ("{\"ttl\": -5}", INVALID),
+        ("{\"grants\": \"chat\"}", INVALID),
+        ("[]", NOT_OBJECT),
+        (" \n[{}]", NOT_OBJECT),
+        ("\"text\"", NOT_OBJECT),
+        ("not json", NOT_OBJECT),
     ];
 
-    for case in cases {
+    for (case, expected) in cases {
         let response = server
             .client
             .post(server.url("/token"))
@@ -942,7 +946,7 @@ async fn malformed_json_is_bad_request() {
             .expect("response");
         let error = expect_error(response, 400, "invalid_body").await;
         assert!(
-            error.message.starts_with("the request body is not valid"),
+            error.message.starts_with(expected),
             "{case}: {}",
             error.message
         );
@@ -1211,7 +1215,7 @@ async fn send_stalled_post(server: &TestServer) -> tokio::net::TcpStream {
 }
 
 #[tokio::test]
-async fn request_timeout_returns_json_error() {
+async fn stalled_body_gets_408_json_error() {
     use tokio::io::AsyncReadExt as _;
 
     let keys = common::GeneratedKeys::new();
@@ -1229,10 +1233,10 @@ async fn request_timeout_returns_json_error() {
     let (head, body) = reply
         .split_once("\r\n\r\n")
         .expect("a complete response head");
-    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert!(head.starts_with("http/1.1 408"), "{head}");
     assert!(head.contains("content-type: application/json"), "{head}");
     assert!(head.contains("cache-control: no-store"), "{head}");
     let body: Value = serde_json::from_str(body).expect("a JSON error body");
-    assert!(body["error"]["code"].is_string(), "{body}");
+    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
     server.stop().await;
 }

@@ -417,12 +417,29 @@ pub(crate) async fn read_json_body<T: serde::de::DeserializeOwned>(
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let over_limit = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if over_limit {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::bad_request(
+                "invalid_body",
+                format!("the request body could not be read: {error}"),
+            )
+        }
+    })?;
     if bytes.is_empty() {
         return serde_json::from_slice(b"{}")
             .map_err(|error| ApiError::bad_request("invalid_body", error.to_string()));
+    }
+    // Checked here because serde's message for an array, such as "expected struct
+    // TokenRequest with 5 elements", names the Rust type instead of the mistake.
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the request body must be a JSON object, such as {}",
+        ));
     }
     serde_json::from_slice(&bytes).map_err(|error| {
         let message = error.to_string();
