@@ -89,7 +89,7 @@ where
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let started = Instant::now();
         // A request with a body is watched, so that a timeout while the body is still on its
-        // way is answered 408, blaming the client, instead of 503.
+        // way gets 408, which blames the client, instead of 503.
         let body_received = if request.body().is_end_stream() {
             None
         } else {

@@ -80,7 +80,7 @@ struct ErrorDetail<'a> {
     message: &'a str,
 }
 
-/// Longest client-supplied value echoed in an error message, in characters.
+/// Maximum length of a client-supplied value echoed in an error message, in characters.
 const MAX_ECHO_CHARS: usize = 120;
 
 /// Shortens client-supplied text echoed in messages and drops control characters.

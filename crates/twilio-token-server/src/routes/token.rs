@@ -71,8 +71,8 @@ pub async fn get_token(State(state): State<Arc<AppState>>, request: Request) -> 
     finish(&state, &parts, started, decision).await
 }
 
-/// Answers 405 to every method of `/token` but `GET` and `POST`, with an `Allow` header that
-/// names only those two. `HEAD` is among them: axum would otherwise run `GET` for it, minting a
+/// Returns 405 for every method of `/token` except `GET` and `POST`, with an `Allow` header that
+/// names only those two. This includes `HEAD`: axum would otherwise run `GET` for it, minting a
 /// token, writing its audit record and spending rate limit budget, and then drop the body.
 pub async fn method_not_allowed() -> Response {
     let mut response = ApiError::MethodNotAllowed.into_response();
@@ -354,9 +354,8 @@ fn parse_query(query: &str) -> Result<TokenQuery, ApiError> {
 }
 
 /// Checks that each `%` starts a two-digit hexadecimal escape and that each parameter decodes
-/// to UTF-8, because the query parser would otherwise keep a malformed escape as it is and
-/// replace bytes that are not UTF-8 with U+FFFD, so that two different requests would name the
-/// same identity.
+/// to UTF-8. The query parser would otherwise keep a malformed escape as it is and replace bytes
+/// that are not UTF-8 with U+FFFD, so two different requests would name the same identity.
 fn check_query_encoding(query: &str) -> Result<(), ApiError> {
     for pair in query.split('&') {
         let name = pair.split_once('=').map_or(pair, |(name, _)| name);
