@@ -126,7 +126,8 @@ const HEADERS: [&str; 12] = [
 ];
 
 /// Writes one row per record, with `-` for an empty field and the `jti` left out, because it is
-/// the API key SID and the time. Control characters in identities are escaped.
+/// the API key SID and the time. Control characters and invisible or direction-changing format
+/// characters in identities are escaped.
 fn table(records: &[AuditRecord]) -> String {
     if records.is_empty() {
         return "no audit records match\n".to_owned();

@@ -65,15 +65,17 @@ pub(crate) fn warn(message: &str) {
     let _ = writeln!(io::stderr().lock(), "warning: {}", escape_controls(message));
 }
 
-/// Replaces every control character except the newline with a `\u00XX` escape.
+/// Replaces every control character except the newline, and every invisible or
+/// direction-changing format character, with a `\uXXXX` escape.
 ///
-/// Decoded tokens come from anyone, and a raw escape sequence in one could rewrite the user's
-/// terminal. The escape is also valid inside a JSON string, the only place serde_json leaves
-/// such characters (U+007F and U+0080 to U+009F) unescaped, so JSON output stays valid.
+/// Decoded tokens and audited identities come from anyone. A raw escape sequence in one could
+/// rewrite the user's terminal, and a right-to-left override or a zero-width space could make
+/// it read as another value. The escape is also valid inside a JSON string, the only place
+/// serde_json leaves such characters unescaped, so JSON output stays valid.
 pub(crate) fn escape_controls(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
-        if character.is_control() && character != '\n' {
+        if (character.is_control() && character != '\n') || is_hidden_format(character) {
             let _ = write!(escaped, "\\u{:04x}", u32::from(character));
         } else {
             escaped.push(character);
@@ -82,9 +84,34 @@ pub(crate) fn escape_controls(text: &str) -> String {
     escaped
 }
 
+/// Returns true for the format characters that change text direction or take no space: the
+/// Arabic letter mark, zero-width spaces and joiners, the bidirectional embeddings, overrides
+/// and isolates, the invisible operators, and the byte order mark.
+fn is_hidden_format(character: char) -> bool {
+    matches!(
+        character,
+        '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_controls_escapes_hidden_format_characters() {
+        assert_eq!(
+            escape_controls("customer-\u{202e}gnp.exe"),
+            "customer-\\u202egnp.exe"
+        );
+        assert_eq!(escape_controls("a\u{200b}b\u{feff}"), "a\\u200bb\\ufeff");
+        assert_eq!(escape_controls("\u{2067}x\u{2069}"), "\\u2067x\\u2069");
+    }
 
     #[test]
     fn escape_controls_keeps_newlines() {
