@@ -149,7 +149,9 @@ async fn token_responses_documented() {
     );
     assert_eq!(
         documented("post"),
-        statuses(&["200", "400", "401", "403", "413", "415", "429", "503"])
+        statuses(&[
+            "200", "400", "401", "403", "408", "413", "415", "429", "503"
+        ])
     );
 }
 

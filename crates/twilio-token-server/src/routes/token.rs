@@ -89,6 +89,7 @@ pub async fn method_not_allowed() -> Response {
         (status = 400, description = "Malformed request", body = crate::error_schema::ErrorResponse),
         (status = 401, description = "Not authenticated", body = crate::error_schema::ErrorResponse),
         (status = 403, description = "Not allowed by policy, or the identity is revoked", body = crate::error_schema::ErrorResponse),
+        (status = 408, description = "The body did not arrive within the request timeout", body = crate::error_schema::ErrorResponse),
         (status = 413, description = "Body too large", body = crate::error_schema::ErrorResponse),
         (status = 415, description = "Body not JSON", body = crate::error_schema::ErrorResponse),
         (status = 429, description = "Rate limited; see Retry-After", body = crate::error_schema::ErrorResponse),
