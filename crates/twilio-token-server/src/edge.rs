@@ -10,16 +10,14 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, HttpBody as _};
+use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http_body::{Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
@@ -88,21 +86,6 @@ where
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let started = Instant::now();
-        // A request with a body is watched, so that a timeout while the body is still on its
-        // way gets 408, which blames the client, instead of 503.
-        let body_received = if request.body().is_end_stream() {
-            None
-        } else {
-            let received = Arc::new(AtomicBool::new(false));
-            let watched = Arc::clone(&received);
-            request = request.map(|body| {
-                Body::new(WatchedBody {
-                    inner: body,
-                    received: watched,
-                })
-            });
-            Some(received)
-        };
         let headers = request.headers_mut();
         mark_sensitive(headers, &AUTHORIZATION);
         mark_sensitive(headers, &COOKIE);
@@ -132,7 +115,6 @@ where
             started,
             timeout: self.timeout,
             timer: None,
-            body_received,
         }
     }
 }
@@ -150,48 +132,6 @@ pin_project_lite::pin_project! {
         // the runtime's timer.
         #[pin]
         timer: Option<Sleep>,
-        // Set once the request body has been read to its end; `None` without a body.
-        body_received: Option<Arc<AtomicBool>>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A request body that records when it has been read to its end.
-    struct WatchedBody {
-        #[pin]
-        inner: Body,
-        received: Arc<AtomicBool>,
-    }
-}
-
-impl http_body::Body for WatchedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let mut this = self.project();
-        let polled = this.inner.as_mut().poll_frame(cx);
-        // A failed read also ends the wait: the client is gone or sent a malformed body.
-        let finished = match &polled {
-            Poll::Ready(None | Some(Err(_))) => true,
-            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
-            Poll::Pending => false,
-        };
-        if finished {
-            this.received.store(true, Ordering::Release);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -218,20 +158,10 @@ where
                     return Poll::Pending;
                 }
                 let seconds = this.timeout.as_secs();
-                let body_pending = this
-                    .body_received
-                    .as_ref()
-                    .is_some_and(|received| !received.load(Ordering::Acquire));
-                if body_pending {
-                    ApiError::RequestTimeout { seconds }.into_response()
-                } else {
-                    ApiError::Unavailable {
-                        message: format!(
-                            "the request took longer than {seconds} seconds: try again"
-                        ),
-                    }
-                    .into_response()
+                ApiError::Unavailable {
+                    message: format!("the request took longer than {seconds} seconds: try again"),
                 }
+                .into_response()
             }
         };
         Poll::Ready(Ok(finish(response, this.id.take(), *this.started)))
@@ -420,68 +350,6 @@ mod tests {
             body["error"]["message"],
             "the request took longer than 5 seconds: try again"
         );
-    }
-
-    /// A request body whose bytes never arrive, as from a client that stalls after the headers.
-    struct StalledBody;
-
-    impl http_body::Body for StalledBody {
-        type Data = Bytes;
-        type Error = Infallible;
-
-        fn poll_frame(
-            self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-            Poll::Pending
-        }
-    }
-
-    async fn error_code(response: Response) -> String {
-        let body = axum::body::to_bytes(response.into_body(), 4096)
-            .await
-            .expect("body");
-        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn stalled_body_gets_408() {
-        use tower::ServiceExt as _;
-        let service = edge(|request: Request<Body>| async move {
-            let _ = axum::body::to_bytes(request.into_body(), 4096).await;
-            Ok(Response::new(Body::from("done")))
-        });
-
-        let response = service
-            .oneshot(Request::new(Body::new(StalledBody)))
-            .await
-            .expect("infallible");
-
-        assert_eq!(response.status(), 408);
-        assert_eq!(error_code(response).await, "request_timeout");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn slow_handler_after_body_gets_503() {
-        use tower::ServiceExt as _;
-        let service = edge(|request: Request<Body>| async move {
-            let body = axum::body::to_bytes(request.into_body(), 4096).await;
-            assert_eq!(body.expect("body").as_ref(), b"{}");
-            std::future::pending::<()>().await;
-            Ok(Response::new(Body::empty()))
-        });
-
-        let response = service
-            .oneshot(Request::new(Body::from("{}")))
-            .await
-            .expect("infallible");
-
-        assert_eq!(response.status(), 503);
-        assert_eq!(error_code(response).await, "unavailable");
     }
 
     #[tokio::test(start_paused = true)]

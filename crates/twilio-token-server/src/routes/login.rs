@@ -112,15 +112,16 @@ async fn login(state: &AppState, request: Request) -> Result<Response, ApiError>
     }
     users.check_origin(&parts.headers)?;
     // The parser's message could quote a password sent with the wrong JSON type.
-    let login: LoginRequest = read_json_body(&parts, body, state.server.body_limit_bytes)
-        .await
-        .map_err(|error| match error {
-            ApiError::BadRequest { code, .. } => ApiError::bad_request(
-                code,
-                "the request body must be {\"username\": string, \"password\": string}",
-            ),
-            other => other,
-        })?;
+    let login: LoginRequest =
+        read_json_body(&parts, body, &state.server)
+            .await
+            .map_err(|error| match error {
+                ApiError::BadRequest { code, .. } => ApiError::bad_request(
+                    code,
+                    "the request body must be {\"username\": string, \"password\": string}",
+                ),
+                other => other,
+            })?;
 
     let session = users
         .sign_in(&login.username, &login.password, peer_ip(&parts))

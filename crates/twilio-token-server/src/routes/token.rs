@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -15,6 +16,7 @@ use utoipa::IntoParams;
 
 use crate::audit::{AuditRecord, Outcome};
 use crate::auth::{AuthRequest, Principal};
+use crate::config::ServerSection;
 use crate::error::{ApiError, echo};
 use crate::issue::{Issued, TokenRequest, issue};
 use crate::state::AppState;
@@ -97,7 +99,7 @@ pub async fn method_not_allowed() -> Response {
 pub async fn post_token(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let token_request = match read_json_body(&parts, body, state.server.body_limit_bytes).await {
+    let token_request = match read_json_body(&parts, body, &state.server).await {
         Ok(request) => request,
         Err(error) => return finish(&state, &parts, started, Err((None, error))).await,
     };
@@ -402,12 +404,21 @@ fn check_query_encoding(query: &str) -> Result<(), ApiError> {
 }
 
 /// Reads a JSON body, with the errors a client can act on: 415 without a JSON content type,
-/// 413 over the limit, 400 naming an unknown field or a malformed value.
+/// 413 over `server.body_limit_bytes`, 408 when the body has not arrived shortly before
+/// `server.request_timeout_secs`, 400 naming an unknown field or a malformed value.
+/// Returns how long a handler waits for a request body: a little less than the request timeout,
+/// so that a body still on its way gets 408 from the handler before the edge layer's timeout
+/// answers 503, which would blame the server.
+fn body_wait(request_timeout: Duration) -> Duration {
+    request_timeout.saturating_sub((request_timeout / 10).min(Duration::from_millis(250)))
+}
+
 pub(crate) async fn read_json_body<T: serde::de::DeserializeOwned>(
     parts: &Parts,
     body: Body,
-    limit: usize,
+    server: &ServerSection,
 ) -> Result<T, ApiError> {
+    let limit = server.body_limit_bytes;
     let is_json = parts
         .headers
         .get(CONTENT_TYPE)
@@ -417,7 +428,20 @@ pub(crate) async fn read_json_body<T: serde::de::DeserializeOwned>(
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
+    let mut reading = std::pin::pin!(axum::body::to_bytes(body, limit));
+    // A body that has arrived with the headers is read in this first poll, without a timer.
+    let read = match std::future::poll_fn(|cx| Poll::Ready(reading.as_mut().poll(cx))).await {
+        Poll::Ready(read) => read,
+        Poll::Pending => {
+            let timeout = Duration::from_secs(server.request_timeout_secs);
+            tokio::time::timeout(body_wait(timeout), reading)
+                .await
+                .map_err(|_| ApiError::RequestTimeout {
+                    seconds: timeout.as_secs(),
+                })?
+        }
+    };
+    let bytes = read.map_err(|error| {
         let over_limit = std::error::Error::source(&error)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if over_limit {
@@ -450,4 +474,22 @@ pub(crate) async fn read_json_body<T: serde::de::DeserializeOwned>(
         };
         ApiError::bad_request(code, format!("the request body is not valid: {message}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_wait_ends_before_request_timeout() {
+        assert_eq!(
+            body_wait(Duration::from_secs(10)),
+            Duration::from_millis(9_750)
+        );
+        assert_eq!(
+            body_wait(Duration::from_secs(1)),
+            Duration::from_millis(900)
+        );
+        assert_eq!(body_wait(Duration::ZERO), Duration::ZERO);
+    }
 }
