@@ -827,7 +827,7 @@ async fn head_token_mints_nothing() {
         .await
         .expect("response");
 
-    // A HEAD answer has no body, so only the status and headers can be checked.
+    // A response to HEAD has no body, so only the status and headers can be checked.
     assert_eq!(response.status(), 405);
     assert_eq!(header(response.headers(), "allow"), "GET, POST");
     server.stop().await;

@@ -279,7 +279,7 @@ fn config_check_opens_postgres() {
 fn config_check_opens_sqlite() {
     let folder = scratch_folder("config_check_sqlite");
     let config = folder.join("server.toml");
-    // A regular file stands where the audit log's folder should be.
+    // A regular file is where the audit log's folder should be.
     let blocker = folder.join("not-a-folder");
     std::fs::write(&blocker, "").expect("blocker");
     let path = blocker.join("audit.sqlite3").display().to_string();

@@ -504,7 +504,7 @@ fn reload_with_unopenable_audit_rejected() {
     let address = server.address();
     assert_eq!(post_token(address, &key).expect("answer").0, 200);
 
-    // A regular file stands where the new audit log's folder should be, so it cannot be created.
+    // A regular file is where the new audit log's folder should be, so it cannot be created.
     let blocker = folder.join("not-a-folder");
     std::fs::write(&blocker, "").expect("blocker");
     let audit_path = blocker.join("audit.sqlite3");

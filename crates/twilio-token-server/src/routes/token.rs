@@ -408,7 +408,7 @@ fn check_query_encoding(query: &str) -> Result<(), ApiError> {
 /// `server.request_timeout_secs`, 400 naming an unknown field or a malformed value.
 /// Returns how long a handler waits for a request body: a little less than the request timeout,
 /// so that a body still on its way gets 408 from the handler before the edge layer's timeout
-/// answers 503, which would blame the server.
+/// returns 503, which would blame the server.
 fn body_wait(request_timeout: Duration) -> Duration {
     request_timeout.saturating_sub((request_timeout / 10).min(Duration::from_millis(250)))
 }
