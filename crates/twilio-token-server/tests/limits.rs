@@ -627,6 +627,54 @@ async fn redis_old_jti_entries_pruned() {
     old_jti_entries_pruned_case(sections, "redis").await;
 }
 
+async fn old_identity_entries_pruned_case(sections: String, store: &str) {
+    let (_server, state) = start_keeping_state(&sections).await;
+    let revocations = state.revocations.clone().expect("revocations configured");
+    let now = unix_now();
+    let kept_for = twilio_token_server::revocation::JTI_ENTRY_SECS;
+    let long_ago = now - 10 * 24 * 3600;
+
+    // (identity, before, time of the write), oldest write first.
+    let writes = [
+        ("forever", None, long_ago),
+        ("expired", Some(now - kept_for - 1), now - kept_for - 1),
+        ("last-second", Some(now - kept_for), now - kept_for),
+        ("fresh", Some(now), now),
+    ];
+    for (identity, before, revoked_at) in writes {
+        revocations
+            .store()
+            .revoke_identity(identity, before, revoked_at)
+            .await
+            .expect("written");
+    }
+    let list = revocations.store().load().await.expect("list read");
+
+    let mut identities: Vec<&str> = list.identities.keys().map(String::as_str).collect();
+    identities.sort_unstable();
+    assert_eq!(identities, ["forever", "fresh", "last-second"], "{store}");
+}
+
+#[tokio::test]
+async fn sqlite_old_identity_entries_pruned() {
+    let folder = scratch("identity-prune");
+    let sections = format!(
+        "[revocation]\ndatabase = \"{}\"\n",
+        folder.join("revocations.sqlite3").display()
+    );
+    old_identity_entries_pruned_case(sections, "sqlite").await;
+}
+
+#[tokio::test]
+async fn redis_old_identity_entries_pruned() {
+    let redis = RedisServer::start("identity-prune");
+    let sections = format!(
+        "[revocation]\nstore = \"redis\"\nredis_url = \"{}\"\n",
+        redis.url()
+    );
+    old_identity_entries_pruned_case(sections, "redis").await;
+}
+
 #[tokio::test]
 async fn invalid_sections_name_their_key() {
     let keys = GeneratedKeys::new();

@@ -96,6 +96,9 @@ impl IdentityEntry {
 /// How long a `jti` entry is kept: 25 hours. A token lives at most 24 hours and is revoked
 /// after it was issued, so it has expired 24 hours after the revocation. The extra hour covers
 /// verifier leeway and clock skew.
+///
+/// An identity entry with a `before` time is kept as long after that time, because every token
+/// it covers was issued before it. An entry without `before` is kept until it is removed.
 pub const JTI_ENTRY_SECS: u64 = 25 * 3600;
 
 /// A copy of the deny lists.
@@ -104,7 +107,8 @@ pub struct RevocationList {
     /// Identity entries by identity, compared exactly.
     pub identities: HashMap<String, IdentityEntry>,
     /// Revoked `jti` values, with the Unix time each was revoked. Writing a new entry deletes
-    /// the entries older than [`JTI_ENTRY_SECS`].
+    /// the entries older than [`JTI_ENTRY_SECS`], and writing an identity entry deletes the
+    /// identity entries whose `before` is that much in the past.
     pub jtis: HashMap<String, u64>,
 }
 

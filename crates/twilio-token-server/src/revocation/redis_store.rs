@@ -12,11 +12,25 @@ use redis::AsyncCommands as _;
 use super::{IdentityEntry, RevocationError, RevocationList};
 use crate::redis_conn::RedisConn;
 
+/// Deletes the identity entries whose `before` is below `ARGV[1]`, in one atomic step, so that
+/// an entry another process writes meanwhile is never deleted by mistake.
+const PRUNE_IDENTITIES: &str = r"
+local entries = redis.call('HGETALL', KEYS[1])
+local cutoff = tonumber(ARGV[1])
+for i = 1, #entries, 2 do
+  local before = string.match(entries[i + 1], '^(%d+):')
+  if before and tonumber(before) < cutoff then
+    redis.call('HDEL', KEYS[1], entries[i])
+  end
+end
+";
+
 /// The deny lists in Redis.
 pub struct RedisRevocations {
     conn: RedisConn,
     identities_key: String,
     jtis_key: String,
+    prune_identities: redis::Script,
 }
 
 impl fmt::Debug for RedisRevocations {
@@ -33,6 +47,7 @@ impl RedisRevocations {
             conn,
             identities_key: format!("{prefix}:revoked:identities"),
             jtis_key: format!("{prefix}:revoked:jtis"),
+            prune_identities: redis::Script::new(PRUNE_IDENTITIES),
         }
     }
 
@@ -64,6 +79,15 @@ impl RedisRevocations {
                 .hset::<_, _, _, ()>(&self.identities_key, identity, value)
                 .await
         })
+        .await?;
+        let expired_before = entry.revoked_at.saturating_sub(super::JTI_ENTRY_SECS);
+        let mut invocation = self.prune_identities.key(&self.identities_key);
+        invocation.arg(expired_before);
+        let invocation = &invocation;
+        self.call(
+            "removing expired identity entries",
+            |mut connection| async move { invocation.invoke_async::<()>(&mut connection).await },
+        )
         .await
     }
 

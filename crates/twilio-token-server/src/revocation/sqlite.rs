@@ -88,15 +88,21 @@ impl SqliteRevocations {
         let identity = identity.to_owned();
         let before = entry.before.map(to_sql);
         let revoked_at = to_sql(entry.revoked_at);
+        let expired_before = to_sql(entry.revoked_at.saturating_sub(super::JTI_ENTRY_SECS));
         self.run("writing the identity entry", move |connection| {
-            connection.execute(
+            let transaction = connection.unchecked_transaction()?;
+            transaction.execute(
                 "INSERT INTO revoked_identities (identity, before, revoked_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (identity) DO UPDATE SET before = ?2, revoked_at = ?3",
                 params![identity, before, revoked_at],
-            )
+            )?;
+            transaction.execute(
+                "DELETE FROM revoked_identities WHERE before IS NOT NULL AND before < ?1",
+                params![expired_before],
+            )?;
+            transaction.commit()
         })
         .await
-        .map(|_| ())
     }
 
     pub(super) async fn revoke_jti(&self, jti: &str, now: u64) -> Result<(), RevocationError> {
