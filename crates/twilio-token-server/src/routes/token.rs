@@ -185,7 +185,7 @@ async fn record_and_respond(state: &AppState, parts: &Parts, decision: Decision)
                 subject = %principal.subject,
                 identity = %issued.response.identity,
                 profile = %issued.profile,
-                grants = ?issued.grants,
+                grants = %issued.grants.join(","),
                 ttl = issued.response.ttl,
                 "token issued"
             );
