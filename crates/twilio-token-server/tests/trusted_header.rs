@@ -156,3 +156,74 @@ async fn headers_count_only_from_trusted_proxies() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn proxy_headers_once_each_in_utf8() {
+    let (_, hash) = generate_key();
+    let keys = common::GeneratedKeys::new().keys;
+    let server = TestServer::start_state(keys, state_from(&config(&hash))).await;
+    let url = server.url("/token");
+    let proxy = client_from(Ipv4Addr::new(127, 0, 0, 1));
+    let opaque = reqwest::header::HeaderValue::from_bytes(b"\xffmallory").expect("opaque value");
+
+    // A client's group survives a proxy that appends its own header instead of replacing it.
+    let repeated_groups = proxy
+        .post(&url)
+        .header("x-forwarded-user", "mallory")
+        .header("x-forwarded-groups", "admins")
+        .header("x-forwarded-groups", "support")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("POST");
+    let reply = expect_error(repeated_groups, 401, "invalid_proxy_header").await;
+    assert!(
+        reply
+            .message
+            .contains("x-forwarded-groups appears more than once"),
+        "{}",
+        reply.message
+    );
+
+    // A second copy that is not text still counts.
+    let repeated_opaque = proxy
+        .post(&url)
+        .header("x-forwarded-user", "alice")
+        .header("x-forwarded-user", opaque.clone())
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("POST");
+    let reply = expect_error(repeated_opaque, 401, "invalid_proxy_header").await;
+    assert!(
+        reply.message.contains("appears more than once"),
+        "{}",
+        reply.message
+    );
+
+    let not_utf8 = proxy
+        .post(&url)
+        .header("x-forwarded-user", opaque)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("POST");
+    let reply = expect_error(not_utf8, 401, "invalid_proxy_header").await;
+    assert!(reply.message.contains("not UTF-8"), "{}", reply.message);
+
+    // UTF-8 identities are allowed, as the identity rules allow them.
+    let utf8 = proxy
+        .post(&url)
+        .header(
+            "x-forwarded-user",
+            reqwest::header::HeaderValue::from_bytes("josé".as_bytes()).expect("value"),
+        )
+        .header("x-forwarded-groups", "support")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("POST");
+    let (identity, _) = identity_of(utf8).await;
+    assert_eq!(identity, "josé");
+    server.stop().await;
+}

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use axum::http::HeaderName;
+use axum::http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -145,49 +145,32 @@ impl AuthProvider for TrustedHeaderProvider {
                 );
                 return Ok(None);
             }
-            let values: Vec<&str> = headers
-                .get_all(&self.identity_header)
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .collect();
-            let identity = match values.as_slice() {
-                [one] if !one.trim().is_empty() => one.trim(),
-                [] | [_] => {
-                    return Err(ApiError::unauthorized(
+            let identity = single_header(headers, &self.identity_header)?
+                .map(str::trim)
+                .filter(|identity| !identity.is_empty())
+                .ok_or_else(|| {
+                    ApiError::unauthorized(
                         "invalid_proxy_header",
                         format!(
-                            "the proxy header {} is empty or not text: check the proxy's \
+                            "the proxy header {} is missing or empty: check the proxy's \
                              configuration",
                             self.identity_header
                         ),
-                    ));
-                }
-                _ => {
-                    return Err(ApiError::unauthorized(
-                        "invalid_proxy_header",
-                        format!(
-                            "the proxy header {} appears more than once: check the proxy's \
-                             configuration",
-                            self.identity_header
-                        ),
-                    ));
-                }
+                    )
+                })?;
+            let groups = match &self.groups_header {
+                Some(name) => single_header(headers, name)?
+                    .map(|value| {
+                        value
+                            .split(self.separator.as_str())
+                            .map(str::trim)
+                            .filter(|group| !group.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                None => Vec::new(),
             };
-            let groups = self
-                .groups_header
-                .as_ref()
-                .map(|name| {
-                    headers
-                        .get_all(name)
-                        .iter()
-                        .filter_map(|value| value.to_str().ok())
-                        .flat_map(|value| value.split(self.separator.as_str()))
-                        .map(str::trim)
-                        .filter(|group| !group.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
             let identity = format!("{}{identity}", self.identity_prefix);
             Ok(Some(Principal {
                 identity: Some(identity.clone()),
@@ -199,6 +182,39 @@ impl AuthProvider for TrustedHeaderProvider {
         })();
         Box::pin(async move { result })
     }
+}
+
+/// Returns the one value of a proxy header as UTF-8 text, or `None` when it is absent.
+///
+/// A header that appears more than once is rejected, whatever its values, because a proxy that
+/// appends its header instead of replacing the client's would otherwise let a client add an
+/// identity or a group of its choosing.
+fn single_header<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'h str>, ApiError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::unauthorized(
+            "invalid_proxy_header",
+            format!(
+                "the proxy header {name} appears more than once: check the proxy's configuration"
+            ),
+        ));
+    }
+    std::str::from_utf8(value.as_bytes())
+        .map(Some)
+        .map_err(|_| {
+            ApiError::unauthorized(
+                "invalid_proxy_header",
+                format!(
+                    "the proxy header {name} is not UTF-8 text: check the proxy's configuration"
+                ),
+            )
+        })
 }
 
 #[cfg(test)]
