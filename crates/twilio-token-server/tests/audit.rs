@@ -591,3 +591,41 @@ async fn refusal_after_authentication_names_requested_identity() {
     assert_eq!(record.subject.as_deref(), Some("actor"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn refusal_keeps_no_invalid_identity() {
+    let folder = scratch_folder("invalid_identity");
+    let keys = GeneratedKeys::new();
+    let database = folder.join("audit.sqlite3");
+    let text = format!(
+        "{}\n[auth.trusted_header]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n\
+         [audit]\nsink = \"sqlite\"\npath = \"{}\"\n",
+        config_text(&keys, "").replace(
+            "order = [\"api_key\"]",
+            "order = [\"trusted_header\", \"api_key\"]"
+        ),
+        database.display()
+    );
+    let state = state_from(&text);
+    state.audit.start().expect("the audit log opens");
+    let server = TestServer::start_state(keys.keys, state).await;
+
+    // A tab is a control character, which the identity rules reject.
+    let response = server
+        .client
+        .post(server.url("/token"))
+        .header("x-forwarded-user", "user-7\tissued")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("response");
+    let refused = expect_error(response, 400, "invalid_identity").await;
+    let records = query_sqlite(&database, &AuditQuery::default()).expect("the log is readable");
+
+    let record = record_for(&records, &header(&refused.headers, "x-request-id"));
+    assert_eq!(record.reason.as_deref(), Some("invalid_identity"));
+    assert_eq!(record.identity, None);
+    assert_eq!(record.subject.as_deref(), Some("user-7issued"));
+    assert_eq!(record.auth_method.as_deref(), Some("trusted_header"));
+    server.stop().await;
+}

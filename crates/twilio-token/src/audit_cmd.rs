@@ -132,7 +132,12 @@ fn table(records: &[AuditRecord]) -> String {
     if records.is_empty() {
         return "no audit records match\n".to_owned();
     }
-    let text = |value: &Option<String>| value.as_deref().map_or("-".to_owned(), escape_controls);
+    // Newlines too, unlike other output, so that a value cannot start a row of its own.
+    let text = |value: &Option<String>| {
+        value.as_deref().map_or("-".to_owned(), |value| {
+            escape_controls(value).replace('\n', "\\n")
+        })
+    };
     let rows: Vec<[String; 12]> = records
         .iter()
         .map(|record| {
@@ -248,6 +253,17 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_cell_cannot_start_a_row() {
+        let mut record = AuditRecord::new(1_764_000_000, "c51e43a6-1", None);
+        record.subject = Some("x\n2026-12-05T03:19:00Z  c51e43a6-99  issued  200".into());
+
+        let table = table(&[record]);
+
+        assert_eq!(table.lines().count(), 2, "{table}");
+        assert!(table.contains("x\\n2026-12-05T03:19:00Z"), "{table}");
+    }
 
     #[test]
     fn parse_time_accepts_each_form() {

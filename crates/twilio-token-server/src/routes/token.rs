@@ -217,8 +217,13 @@ async fn record_and_respond(state: &AppState, parts: &Parts, decision: Decision)
                 record.status = error.status().as_u16();
                 record.reason = Some(error.code().to_owned());
                 if let Some(principal) = principal {
-                    record.identity = principal.identity;
-                    record.subject = Some(principal.subject);
+                    // A rejected identity or subject can come from a token or an app's answer
+                    // that breaks the identity rules: only a valid identity is kept, and the
+                    // subject is shortened, without control characters.
+                    record.identity = principal
+                        .identity
+                        .filter(|identity| validate_identity(identity).is_ok());
+                    record.subject = Some(echo(&principal.subject));
                     record.auth_method = Some(principal.method.to_owned());
                 }
                 record
