@@ -50,13 +50,18 @@ const SESSIONS: [(&str, &str, &[&str]); 2] = [
     ("demo-bob", "user-bob", &["support"]),
 ];
 
-/// Returns the token server's configuration: one profile, no API keys, and a policy under which
-/// every user gets Chat for an hour and the `support` group gets Video as well.
+/// Returns the token server's configuration: one profile, no API keys, a policy under which
+/// every user gets Chat for an hour and the `support` group gets Video as well, and the audit
+/// log as JSON lines on stdout.
 fn config_text() -> String {
     format!(
         r#"
 [auth]
 order = []
+
+# Without this section the audit log would be a SQLite file under ./twilio-token-data.
+[audit]
+sink = "stdout"
 
 [[profiles]]
 name = "default"

@@ -188,10 +188,18 @@ impl AppState {
                              [[auth.oidc.issuers]]",
                         )
                     })?;
-                    let provider = Arc::new(
-                        OidcProvider::from_config(section, base_dir, Arc::clone(&clock))?
-                            .with_metrics(Arc::clone(&metrics)),
-                    );
+                    // Kept when its section did not change, so that a reload neither fetches
+                    // the keys again nor loses them while an identity provider is down.
+                    let kept = previous
+                        .and_then(|previous| previous.oidc.as_ref())
+                        .filter(|provider| provider.is_for(section, base_dir));
+                    let provider = match kept {
+                        Some(provider) => Arc::clone(provider),
+                        None => Arc::new(
+                            OidcProvider::from_config(section, base_dir, Arc::clone(&clock))?
+                                .with_metrics(Arc::clone(&metrics)),
+                        ),
+                    };
                     providers.push(provider.clone());
                     oidc = Some(provider);
                 }

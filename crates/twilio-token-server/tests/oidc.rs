@@ -23,6 +23,7 @@ use oidc_provider::{AUDIENCE, OidcServer, standard_clients};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use twilio_token_server::auth::api_key::generate_key;
+use twilio_token_server::auth::oidc::KeyHealth;
 
 /// Server configuration with an API key, the `[auth.oidc]` body given, and two rules: group
 /// `support` gets Chat, identities `idp:*` get Video.
@@ -612,6 +613,38 @@ async fn discovery_must_name_the_configured_issuer() {
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["failing"], json!([format!("oidc_keys {configured}")]));
         server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reload_keeps_cached_keys() {
+    within(async {
+        let idp = OidcServer::start(standard_clients());
+        let (_, hash) = generate_key();
+        let text = server_config(r#"["oidc"]"#, &issuer_block(&idp.issuer, ""), &hash);
+        let state = state_from(&text);
+        let first = state.oidc.clone().expect("oidc is configured");
+        let health = first.key_health().await;
+        assert_eq!(health, [(idp.issuer.clone(), KeyHealth::Fresh)]);
+        // With the provider gone, keys can only come from the cache.
+        drop(idp);
+
+        let file = twilio_token_server::config::parse(&text).expect("TOML parses");
+        let reloaded = state
+            .reconfigure(&file, &common::environment(), std::path::Path::new("."))
+            .expect("the same configuration is valid");
+        let kept = reloaded.oidc.clone().expect("oidc is configured");
+        assert!(std::sync::Arc::ptr_eq(&first, &kept));
+        assert_eq!(kept.key_health().await[0].1, KeyHealth::Fresh);
+
+        let changed = text.replace("groups_claim = \"groups\"", "groups_claim = \"roles\"");
+        let file = twilio_token_server::config::parse(&changed).expect("TOML parses");
+        let rebuilt = reloaded
+            .reconfigure(&file, &common::environment(), std::path::Path::new("."))
+            .expect("the changed configuration is valid");
+        let rebuilt = rebuilt.oidc.clone().expect("oidc is configured");
+        assert!(!std::sync::Arc::ptr_eq(&kept, &rebuilt));
     })
     .await;
 }

@@ -234,6 +234,9 @@ pub enum KeyHealth {
 
 /// The `oidc` provider.
 pub struct OidcProvider {
+    /// The section and base folder it was built from, so that a reload can keep it, with its
+    /// cached keys, when neither changed.
+    built_from: (serde_json::Value, std::path::PathBuf),
     issuers: Vec<Issuer>,
     client: reqwest::Client,
     clock: Arc<dyn Clock + Send + Sync>,
@@ -321,6 +324,7 @@ impl OidcProvider {
                 )
             })?;
         Ok(OidcProvider {
+            built_from: (section_value(section), base_dir.to_owned()),
             issuers,
             client,
             clock,
@@ -332,6 +336,12 @@ impl OidcProvider {
             verified: Mutex::new(HashMap::new()),
             metrics: None,
         })
+    }
+
+    /// Returns true when this provider was built from `section` and `base_dir`, so that a
+    /// reloaded configuration can keep it with its cached keys and verified tokens.
+    pub fn is_for(&self, section: &OidcSection, base_dir: &std::path::Path) -> bool {
+        self.built_from.1 == base_dir && self.built_from.0 == section_value(section)
     }
 
     /// Returns each issuer with the state of its keys. An issuer whose keys were never loaded
@@ -844,6 +854,11 @@ fn wrong_type(claim: &str, expected: &str) -> ApiError {
         "invalid_claim",
         format!("the token's {claim} claim is not {expected}"),
     )
+}
+
+/// Returns the section as a JSON value, for comparing two configurations.
+fn section_value(section: &OidcSection) -> serde_json::Value {
+    serde_json::to_value(section).unwrap_or(serde_json::Value::Null)
 }
 
 /// Reads a NumericDate claim: absent is `None`; anything but a non-negative number is an error.
