@@ -115,6 +115,12 @@ export interface TokenClientOptions {
   /** Default 5000. */
   wakeDriftMs?: number;
   clock?: Clock;
+  /**
+   * A clock that only moves forward, in milliseconds from any origin, used to keep a wall
+   * clock set back from delaying a refresh. Default `performance.now()`, or `clock` when
+   * `clock` is given.
+   */
+  monotonic?: Clock;
   timers?: Timers;
   random?: () => number;
   fetch?: typeof fetch;

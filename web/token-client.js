@@ -68,7 +68,8 @@ export function planRefresh({
  * half of the step ("equal jitter"). Retries thus spread out but never come sooner than half
  * the step.
  *
- * A `Retry-After` value from the server, when given, is a lower bound, still capped at `maxMs`.
+ * A `Retry-After` value from the server, when given, is a lower bound, even above `maxMs`:
+ * retrying sooner would only meet the same refusal.
  */
 export function backoffDelayMs(attempt, {
   baseMs = DEFAULTS.retryBaseMs,
@@ -79,7 +80,7 @@ export function backoffDelayMs(attempt, {
 } = {}) {
   const stepMs = Math.min(maxMs, baseMs * factor ** Math.max(0, attempt));
   const delayMs = stepMs / 2 + random() * (stepMs / 2);
-  return Math.round(Math.min(maxMs, Math.max(delayMs, retryAfterMs)));
+  return Math.round(Math.max(Math.min(maxMs, delayMs), retryAfterMs));
 }
 
 /**
@@ -169,6 +170,10 @@ export class TokenRequestError extends Error {
 
 const systemClock = { now: () => Date.now() };
 
+// A clock that only moves forward, for measuring waits when the wall clock is set back.
+const monotonicClock =
+  typeof performance === 'undefined' ? systemClock : { now: () => performance.now() };
+
 function systemTimers() {
   return {
     setTimeout: (callback, ms) => globalThis.setTimeout(callback, ms),
@@ -195,6 +200,8 @@ export class TokenClient extends EventTarget {
     super();
     this.options = { ...DEFAULTS, ...options };
     this.clock = options.clock ?? systemClock;
+    // With an injected wall clock and no monotonic one, tests keep one time line.
+    this.monotonic = options.monotonic ?? (options.clock ? options.clock : monotonicClock);
     this.timers = options.timers ?? systemTimers();
     this.random = options.random ?? Math.random;
     this.fetch = options.fetch ?? ((...args) => globalThis.fetch(...args));
@@ -211,7 +218,12 @@ export class TokenClient extends EventTarget {
 
     this.attempt = 0;
     this.timer = null;
+    /** The monotonic time the timer fires, in ms, or null. */
+    this.timerAtMono = null;
     this.inFlight = null;
+    /** Counts starts and stops, so that a request of an earlier run is ignored. */
+    this.generation = 0;
+    this.inFlightGeneration = -1;
     this.lastTickMs = null;
     this.wakeInterval = null;
     this.onWakeEvent = (event) => this.handleWakeEvent(event);
@@ -222,6 +234,7 @@ export class TokenClient extends EventTarget {
    * null when the first request fails; the `error` and `stop` events tell why.
    */
   async start() {
+    this.generation += 1;
     this.state = 'idle';
     this.attempt = 0;
     this.current = null;
@@ -254,26 +267,42 @@ export class TokenClient extends EventTarget {
   }
 
   request() {
-    if (this.inFlight) {
+    // A request of an earlier run, before stop() and start(), is not joined: its answer may
+    // belong to the previous user.
+    if (this.inFlight && this.inFlightGeneration === this.generation) {
       return this.inFlight;
     }
     this.clearTimer();
     this.state = 'fetching';
     this.nextAtMs = null;
-    this.inFlight = this.fetchToken().finally(() => {
-      this.inFlight = null;
+    const generation = this.generation;
+    const flight = this.fetchToken(generation).finally(() => {
+      if (this.inFlight === flight) {
+        this.inFlight = null;
+      }
     });
-    return this.inFlight;
+    this.inFlight = flight;
+    this.inFlightGeneration = generation;
+    return flight;
   }
 
-  async fetchToken() {
+  /** Returns true when the run that sent a request has ended: stop() or a new start(). */
+  isStale(generation) {
+    return this.generation !== generation || this.state === 'stopped';
+  }
+
+  async fetchToken(generation) {
     let init;
     try {
       init = await this.requestInit();
     } catch (error) {
-      if (this.state !== 'stopped') {
+      if (!this.isStale(generation)) {
         this.failed(new TokenRequestError('credentials', `getBearer failed: ${error.message}`));
       }
+      return;
+    }
+    // stop() may have run while getBearer was pending.
+    if (this.isStale(generation)) {
       return;
     }
 
@@ -283,21 +312,21 @@ export class TokenClient extends EventTarget {
     try {
       response = await this.fetch(this.options.url, init);
     } catch (error) {
-      if (this.state === 'stopped') {
+      if (this.isStale(generation)) {
         return;
       }
       this.failed(new TokenRequestError('network', `the token request failed: ${error.message}`));
       return;
     }
     const receivedAtMs = this.clock.now();
-    if (this.state === 'stopped') {
+    if (this.isStale(generation)) {
       return;
     }
 
     const outcome = classifyResponse(response.status);
     if (outcome !== 'ok') {
       const error = await httpError(response);
-      if (this.state === 'stopped') {
+      if (this.isStale(generation)) {
         return;
       }
       if (outcome === 'retry') {
@@ -317,7 +346,7 @@ export class TokenClient extends EventTarget {
       invalid = error;
     }
     // stop() may have run while the body was read.
-    if (this.state === 'stopped') {
+    if (this.isStale(generation)) {
       return;
     }
     if (invalid) {
@@ -399,8 +428,10 @@ export class TokenClient extends EventTarget {
     this.clearTimer();
     this.state = reason === 'retry' ? 'retrying' : 'scheduled';
     this.nextAtMs = this.clock.now() + delayMs;
+    this.timerAtMono = this.monotonic.now() + delayMs;
     this.timer = this.timers.setTimeout(() => {
       this.timer = null;
+      this.timerAtMono = null;
       this.request();
     }, delayMs);
     const detail = { reason, atMs: this.nextAtMs, delayMs };
@@ -414,6 +445,7 @@ export class TokenClient extends EventTarget {
     if (this.state === 'stopped') {
       return;
     }
+    this.generation += 1;
     this.clearTimer();
     this.stopListeningForWake();
     this.state = 'stopped';
@@ -427,6 +459,7 @@ export class TokenClient extends EventTarget {
       this.timers.clearTimeout(this.timer);
       this.timer = null;
     }
+    this.timerAtMono = null;
   }
 
   listenForWake() {
@@ -474,7 +507,8 @@ export class TokenClient extends EventTarget {
   /**
    * Handles a wake-up: refreshes at once when the planned time has passed, and otherwise
    * sets the timer again from the wall clock, because timers may not count the time a
-   * machine spends asleep.
+   * machine spends asleep. The new wait is never longer than the monotonic clock leaves of the
+   * old one, so a wall clock set back cannot push the refresh past the token's expiry.
    */
   wake(cause) {
     if (this.state === 'stopped' || this.state === 'fetching' || this.state === 'idle') {
@@ -489,8 +523,16 @@ export class TokenClient extends EventTarget {
       this.request();
       return;
     }
+    let delayMs = this.nextAtMs - nowMs;
+    if (this.timerAtMono !== null) {
+      delayMs = Math.min(delayMs, this.timerAtMono - this.monotonic.now());
+    }
+    if (delayMs <= 0) {
+      this.request();
+      return;
+    }
     const reason = this.state === 'retrying' ? 'retry' : 'refresh';
-    this.schedule(reason, this.nextAtMs - nowMs, reason === 'retry' ? this.attempt : undefined);
+    this.schedule(reason, delayMs, reason === 'retry' ? this.attempt : undefined);
   }
 
   emit(type, detail, callback) {

@@ -114,9 +114,10 @@ describe('backoffDelayMs', () => {
     assert.equal(backoffDelayMs(3, { maxMs: 3000, random: () => 1 }), 3000);
   });
 
-  test('Retry-After is a lower bound, capped too', () => {
+  test('Retry-After is a lower bound, even above maxMs', () => {
     assert.equal(backoffDelayMs(0, { random: () => 0, retryAfterMs: 7000 }), 7000);
-    assert.equal(backoffDelayMs(0, { random: () => 0, retryAfterMs: 120_000 }), 30_000);
+    assert.equal(backoffDelayMs(0, { random: () => 0, retryAfterMs: 120_000 }), 120_000);
+    assert.equal(backoffDelayMs(9, { random: () => 1, retryAfterMs: 0 }), 30_000);
   });
 });
 
@@ -603,6 +604,77 @@ describe('TokenClient', () => {
       assert.equal(clock.timerCount, 0, `status ${status}`);
       assert.deepEqual(events.map((e) => e.type), ['stop'], `status ${status}`);
     }
+  });
+
+  test('start after stop sends a new request', async () => {
+    // The first response is held until after the second run has its token, as on a slow
+    // network when a user signs out and another signs in.
+    let releaseFirst;
+    const firstResponse = new Promise((resolve) => {
+      releaseFirst = resolve;
+    });
+    const { clock, fetcher, client, events, serverNow } = harness();
+    fetcher.push(200, tokenBody(serverNow(), { token: 'new' }));
+    let calls = 0;
+    client.fetch = (url, init) => {
+      calls += 1;
+      return calls === 1 ? firstResponse : fetcher.fetch(url, init);
+    };
+
+    const first = client.refreshNow();
+    await clock.advance(0);
+    client.stop();
+    const second = await client.start();
+    releaseFirst({
+      status: 200,
+      headers: { get: () => null },
+      json: async () => tokenBody(serverNow(), { token: 'old' }),
+    });
+    await first;
+    await clock.advance(0);
+
+    assert.equal(calls, 2);
+    assert.equal(second.token, 'new');
+    assert.equal(client.current.token, 'new');
+    const tokens = events.filter((e) => e.type === 'token').map((e) => e.detail.token);
+    assert.deepEqual(tokens, ['new']);
+  });
+
+  test('stop while getBearer is pending sends nothing', async () => {
+    let releaseBearer;
+    const bearer = new Promise((resolve) => {
+      releaseBearer = resolve;
+    });
+    const { clock, fetcher, client } = harness({ getBearer: () => bearer });
+
+    const started = client.start();
+    client.stop();
+    releaseBearer('id-token');
+    await started;
+    await clock.advance(60_000);
+
+    assert.equal(fetcher.requests.length, 0);
+    assert.equal(client.state, 'stopped');
+  });
+
+  test('wall clock set back does not delay the refresh', async () => {
+    // The monotonic clock goes on while the wall clock is set back an hour.
+    let setBackMs = 0;
+    let wall = null;
+    const monotonic = { now: () => wall.now() + setBackMs };
+    const { clock, fetcher, client, events, serverNow } = harness({ monotonic });
+    wall = clock;
+    fetcher.push(200, tokenBody(serverNow(), { ttl: 600 }));
+    await client.start();
+    const remainingMs = client.nextAtMs - clock.now();
+
+    await clock.advance(100_000);
+    clock.jump(-3_600_000);
+    setBackMs += 3_600_000;
+    client.wake('visibilitychange');
+
+    const rescheduled = events.filter((e) => e.type === 'schedule').at(-1);
+    assertBetween(rescheduled.detail.delayMs, remainingMs - 100_000 - 1, remainingMs - 100_000, 'delay after the clock change');
   });
 
   test('refreshNow joins the request in flight', async () => {
