@@ -184,7 +184,9 @@ impl UsersProvider {
                 return Err(ApiError::TooManyRequests {
                     code: "too_many_attempts",
                     message: format!(
-                        "too many failed sign-in attempts: wait {wait_secs} {unit} and try again"
+                        "too many sign-in attempts for this user name or from this address \
+                         (attempts still being checked count as failed): wait {wait_secs} {unit} \
+                         and try again"
                     ),
                     retry_after_secs: wait_secs,
                 });

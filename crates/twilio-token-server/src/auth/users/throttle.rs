@@ -36,9 +36,11 @@ pub struct Attempt {
     /// True when this attempt used the last free failure of the user name or the address, so
     /// its failure starts the delays. Callers log that once instead of every rejection.
     pub reaches_limit: bool,
-    /// The address's record before this attempt, restored when the attempt succeeds so that
-    /// a success does not restart the address's delay.
-    address_before: Option<Record>,
+    /// When the attempt began, and the address's last failure before it. A success takes the
+    /// attempt back and, unless a later attempt has begun, restores that last failure, so that
+    /// it does not restart the address's delay.
+    started: Duration,
+    address_last_failure: Option<Duration>,
 }
 
 /// Failed sign-in counts per user name and per client address.
@@ -80,12 +82,15 @@ impl LoginThrottle {
         }
 
         let user_limit = keys.users.record(user, now);
-        let address_before =
-            address.and_then(|address| keys.addresses.entries.get(&address).copied());
+        let address_last_failure = address
+            .and_then(|address| keys.addresses.entries.get(&address))
+            .filter(|record| !is_stale(record, now))
+            .map(|record| record.last_failure);
         let address_limit = address.is_some_and(|address| keys.addresses.record(address, now));
         Ok(Attempt {
             reaches_limit: user_limit || address_limit,
-            address_before,
+            started: now,
+            address_last_failure,
         })
     }
 
@@ -96,12 +101,8 @@ impl LoginThrottle {
         let mut keys = self.lock();
         keys.users.entries.remove(&user_key(user));
         if let Some(address) = address {
-            match attempt.address_before {
-                Some(before) => {
-                    keys.addresses.entries.insert(address, before);
-                }
-                None => keys.addresses.take_back(&address),
-            }
+            // Only this attempt is taken back: attempts that began meanwhile keep their count.
+            keys.addresses.take_back(&address, attempt);
         }
     }
 
@@ -165,14 +166,20 @@ impl<K: Eq + Hash + Clone> Failures<K> {
         record.failures == FREE_FAILURES
     }
 
-    /// Takes back one counted failure, and removes the key when none are left.
-    fn take_back(&mut self, key: &K) {
+    /// Takes back the failure counted for `attempt`, and removes the key when none are left.
+    fn take_back(&mut self, key: &K, attempt: &Attempt) {
         let Some(record) = self.entries.get_mut(key) else {
             return;
         };
         record.failures = record.failures.saturating_sub(1);
         if record.failures == 0 {
             self.entries.remove(key);
+            return;
+        }
+        if record.last_failure == attempt.started
+            && let Some(last_failure) = attempt.address_last_failure
+        {
+            record.last_failure = last_failure;
         }
     }
 
@@ -328,6 +335,27 @@ mod tests {
         }
 
         assert!(throttle.begin("g", ADDRESS, secs(100)).is_ok());
+    }
+
+    #[test]
+    fn success_keeps_concurrent_attempts() {
+        let throttle = LoginThrottle::new();
+        let _ = throttle.begin("x", ADDRESS, secs(50));
+        let valid = throttle
+            .begin("valid", ADDRESS, secs(100))
+            .expect("admitted");
+        for guess in ["g1", "g2", "g3"] {
+            let _ = throttle.begin(guess, ADDRESS, secs(100)).expect("admitted");
+        }
+
+        throttle.record_success("valid", ADDRESS, &valid);
+
+        // Four failures stay counted (x and the three guesses), so one more attempt is free.
+        let admitted = ["h1", "h2", "h3", "h4"]
+            .iter()
+            .filter(|user| throttle.begin(user, ADDRESS, secs(100)).is_ok())
+            .count();
+        assert_eq!(admitted, 1);
     }
 
     #[test]
