@@ -90,6 +90,15 @@ pub(crate) fn run(args: &AuditArgs, now: u64) -> Result<String, CliError> {
         }),
         limit: (args.limit > 0).then_some(args.limit),
     };
+    if let (Some(since), Some(until)) = (query.since, query.until)
+        && since > until
+    {
+        return Err(CliError::Input(format!(
+            "--since ({}) is after --until ({}), so no record can match: swap the two",
+            rfc3339(since).unwrap_or_else(|| since.to_string()),
+            rfc3339(until).unwrap_or_else(|| until.to_string())
+        )));
+    }
 
     let file = match &args.config {
         Some(path) => read_file(path)?,

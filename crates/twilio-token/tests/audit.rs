@@ -187,6 +187,20 @@ fn audit_invalid_since_exits_2() {
 }
 
 #[test]
+fn audit_reversed_range_exits_2() {
+    let data = sample_log("reversed_range");
+    let (status, stdout, stderr) =
+        audit(&data, &["--since", "1700007200", "--until", "1700000060"]);
+    assert_eq!(status, 2);
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr,
+        "error: --since (2023-11-15T00:13:20Z) is after --until (2023-11-14T22:14:20Z), so no \
+         record can match: swap the two\n"
+    );
+}
+
+#[test]
 fn audit_missing_log_exits_2() {
     let data = scratch_folder("missing").join("data");
     let (status, stdout, stderr) = audit(&data, &[]);
