@@ -58,6 +58,8 @@ pub struct AppState {
     pub metrics_config: MetricsSection,
     /// The OpenID Connect provider, when `oidc` is in `auth.order`. It is also in `providers`.
     pub oidc: Option<Arc<OidcProvider>>,
+    /// The cross-site check for credentials a browser sends by itself.
+    pub(crate) origin: crate::auth::origin::OriginCheck,
 }
 
 impl fmt::Debug for AppState {
@@ -292,6 +294,7 @@ impl AppState {
             revocations,
             metrics_config: file.metrics.clone(),
             oidc,
+            origin: crate::auth::origin::OriginCheck::from_server(&file.server),
         })
     }
 

@@ -336,3 +336,45 @@ async fn app_down_gives_503() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn cross_site_cookie_request_rejected() {
+    let (app_url, _app) = start_app().await;
+    let server = start_server(&format!("{app_url}/api/me")).await;
+    let alice = sign_in(&app_url, "alice", "support").await;
+    let send = |origin: Option<&str>, fetch_site: Option<&str>| {
+        let mut request = server
+            .client
+            .post(server.url("/token"))
+            .header("cookie", &alice)
+            .json(&json!({}));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(fetch_site) = fetch_site {
+            request = request.header("sec-fetch-site", fetch_site);
+        }
+        request.send()
+    };
+
+    let foreign = send(Some("https://evil.example"), None)
+        .await
+        .expect("POST");
+    let error = expect_error(foreign, 403, "csrf_rejected").await;
+    assert!(
+        error.message.contains("the application's session"),
+        "{}",
+        error.message
+    );
+    let cross_site = send(None, Some("cross-site")).await.expect("POST");
+    expect_error(cross_site, 403, "csrf_rejected").await;
+
+    // The server's own origin, and clients that send neither header, pass.
+    let own = format!("http://{}", server.base_url.trim_start_matches("http://"));
+    let (identity, _) =
+        identity_and_grants(send(Some(&own), Some("same-origin")).await.expect("POST")).await;
+    assert_eq!(identity, "app:alice");
+    let (identity, _) = identity_and_grants(send(None, None).await.expect("POST")).await;
+    assert_eq!(identity, "app:alice");
+    server.stop().await;
+}

@@ -227,3 +227,29 @@ async fn proxy_headers_once_each_in_utf8() {
     assert_eq!(identity, "josé");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn cross_site_proxy_request_rejected() {
+    let (_, hash) = generate_key();
+    let keys = common::GeneratedKeys::new().keys;
+    let server = TestServer::start_state(keys, state_from(&config(&hash))).await;
+    let proxy = client_from(Ipv4Addr::new(127, 0, 0, 1));
+
+    let response = proxy
+        .post(server.url("/token"))
+        .header("x-forwarded-user", "alice")
+        .header("x-forwarded-groups", "support")
+        .header("origin", "https://evil.example")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("POST");
+
+    let error = expect_error(response, 403, "csrf_rejected").await;
+    assert!(
+        error.message.contains("the proxy's sign-in"),
+        "{}",
+        error.message
+    );
+    server.stop().await;
+}

@@ -11,6 +11,7 @@ pub mod api_key;
 pub mod extension;
 pub mod forward;
 pub mod oidc;
+pub(crate) mod origin;
 pub mod trusted_header;
 pub mod users;
 

@@ -1,11 +1,9 @@
 //! The built-in user store: users sign in with a name and password at `POST /login` and get a
 //! session cookie, which the `users` provider accepts on `/token`.
 //!
-//! The cookie is `HttpOnly` and `SameSite=Lax`. Requests that carry it also pass an origin check
-//! against cross-site request forgery. A request is rejected with 403 `csrf_rejected` when its
-//! `Origin` header is neither the server's own origin nor in `server.allowed_origins`, or when
-//! its `Sec-Fetch-Site` is `cross-site` without an allowed origin. A POST must also be JSON,
-//! which a plain HTML form cannot send.
+//! The cookie is `HttpOnly` and `SameSite=Lax`. Requests that carry it also pass the origin
+//! check of [`crate::auth::origin`] against cross-site request forgery. A POST must also be
+//! JSON, which a plain HTML form cannot send.
 
 pub mod cookie;
 pub mod store;
@@ -16,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::auth::origin::OriginCheck;
 use axum::http::HeaderMap;
-use axum::http::header::{HOST, ORIGIN};
 use twilio_access_token::Clock;
 use zeroize::Zeroizing;
 
@@ -35,9 +33,6 @@ pub const PROVIDER_NAME: &str = "users";
 
 /// The maximum session lifetime: 400 days, the maximum `Max-Age` that Chrome keeps.
 pub const MAX_SESSION_TTL_SECS: u64 = 400 * 24 * 3600;
-
-const SEC_FETCH_SITE: &str = "sec-fetch-site";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 
 /// Returns where the user database of a configuration lives: `database` inside `data_dir`,
 /// unless `database` is absolute. A relative `data_dir` is relative to the working directory.
@@ -69,8 +64,7 @@ pub struct UsersProvider {
     key: CookieKey,
     cookie_name: String,
     session_ttl: Duration,
-    allowed_origins: Vec<String>,
-    trust_forwarded_proto: bool,
+    origin: OriginCheck,
     throttle: LoginThrottle,
     /// The start of the throttle's monotonic clock.
     started: Instant,
@@ -144,8 +138,7 @@ impl UsersProvider {
             key,
             cookie_name: section.cookie_name.clone(),
             session_ttl: Duration::from_secs(section.session_ttl_secs),
-            allowed_origins: server.allowed_origins.clone(),
-            trust_forwarded_proto: server.trust_forwarded_proto,
+            origin: OriginCheck::from_server(server),
             throttle: LoginThrottle::new(),
             started: Instant::now(),
         })
@@ -270,70 +263,11 @@ impl UsersProvider {
     /// Returns 403 `csrf_rejected` when `Origin` is present and is neither the server's own
     /// origin nor allowed, or when `Sec-Fetch-Site` is `cross-site` and `Origin` is not allowed.
     pub(crate) fn check_origin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let origin = match headers.get(ORIGIN) {
-            Some(value) => Some(value.to_str().map_err(|_| {
-                csrf_rejected("the Origin header is not valid text, so the request is rejected")
-            })?),
-            None => None,
-        };
-        let listed = origin.is_some_and(|origin| self.is_allowed_origin(origin));
-        let foreign = origin.filter(|origin| !listed && !self.is_own_origin(origin, headers));
-        if let Some(origin) = foreign {
-            tracing::debug!(origin, "cookie request from a foreign origin rejected");
-            return Err(csrf_rejected(format!(
-                "requests from {origin} may not use the session cookie: the server operator can \
-                 add the origin to server.allowed_origins"
-            )));
-        }
-
-        let cross_site = headers
-            .get(SEC_FETCH_SITE)
-            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-        if cross_site && !listed {
-            tracing::debug!("cross-site cookie request rejected");
-            return Err(csrf_rejected(
-                "cross-site requests may not use the session cookie: the server operator can add \
-                 the site's origin to server.allowed_origins",
-            ));
-        }
-        Ok(())
+        self.origin.check(headers, "the session cookie")
     }
 
-    fn is_allowed_origin(&self, origin: &str) -> bool {
-        self.allowed_origins
-            .iter()
-            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
-    }
-
-    /// Compares `origin` with the scheme and `Host` header of the request. Without a `Host`
-    /// header, as in HTTP/2 requests that only send `:authority`, no origin is the server's own.
-    ///
-    /// NOTE: `X-Forwarded-Host` is not read, so behind a proxy that rewrites `Host` the public
-    /// origin must be listed in `server.allowed_origins`.
-    fn is_own_origin(&self, origin: &str, headers: &HeaderMap) -> bool {
-        let Some(host) = headers.get(HOST).and_then(|value| value.to_str().ok()) else {
-            return false;
-        };
-        let scheme = if self.is_https(headers) {
-            "https"
-        } else {
-            "http"
-        };
-        origin
-            .strip_prefix(scheme)
-            .and_then(|rest| rest.strip_prefix("://"))
-            .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
-    }
-
-    /// True when the browser reached the server over HTTPS, which the server can only learn
-    /// from a trusted proxy's `X-Forwarded-Proto`.
     fn is_https(&self, headers: &HeaderMap) -> bool {
-        self.trust_forwarded_proto
-            && headers
-                .get(X_FORWARDED_PROTO)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.split(',').next())
-                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+        self.origin.is_https(headers)
     }
 
     /// Returns the session id of the request's cookie when its signature is valid.
@@ -392,10 +326,6 @@ fn invalid_session() -> ApiError {
         "invalid_session",
         "your session has expired or is not valid: sign in again",
     )
-}
-
-fn csrf_rejected(message: impl Into<String>) -> ApiError {
-    ApiError::forbidden("csrf_rejected", message)
 }
 
 /// Logs a database failure and returns the error sent to the client.

@@ -305,7 +305,23 @@ pub(crate) async fn authenticate(state: &AppState, parts: &Parts) -> Result<Prin
     };
     for provider in &state.providers {
         match provider.authenticate(&auth_request).await {
-            Ok(Some(principal)) => return Ok(principal),
+            Ok(Some(principal)) => {
+                // The built-in session cookie is checked by its provider. The app's cookie and
+                // a proxy's sign-in are sent by the browser as well, so a page on another site
+                // could otherwise spend the user's rate limit and fill the audit log.
+                let credential = match principal.method {
+                    "forward" => Some("the application's session"),
+                    "trusted_header" => Some("the proxy's sign-in"),
+                    _ => None,
+                };
+                if let Some(credential) = credential
+                    && let Err(error) = state.origin.check(&parts.headers, credential)
+                {
+                    state.metrics.auth_failure(provider.name(), error.code());
+                    return Err(error);
+                }
+                return Ok(principal);
+            }
             Ok(None) => {}
             Err(error) => {
                 state.metrics.auth_failure(provider.name(), error.code());
