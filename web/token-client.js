@@ -267,7 +267,7 @@ export class TokenClient extends EventTarget {
   }
 
   request() {
-    // A request of an earlier run, before stop() and start(), is not joined: its answer may
+    // A request of an earlier run, before stop() and start(), is not joined: its response may
     // belong to the previous user.
     if (this.inFlight && this.inFlightGeneration === this.generation) {
       return this.inFlight;

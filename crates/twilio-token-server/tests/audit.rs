@@ -619,10 +619,10 @@ async fn refusal_keeps_no_invalid_identity() {
         .send()
         .await
         .expect("response");
-    let refused = expect_error(response, 400, "invalid_identity").await;
+    let rejected = expect_error(response, 400, "invalid_identity").await;
     let records = query_sqlite(&database, &AuditQuery::default()).expect("the log is readable");
 
-    let record = record_for(&records, &header(&refused.headers, "x-request-id"));
+    let record = record_for(&records, &header(&rejected.headers, "x-request-id"));
     assert_eq!(record.reason.as_deref(), Some("invalid_identity"));
     assert_eq!(record.identity, None);
     assert_eq!(record.subject.as_deref(), Some("user-7issued"));

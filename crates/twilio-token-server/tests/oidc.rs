@@ -634,9 +634,9 @@ async fn reload_keeps_cached_keys() {
         let reloaded = state
             .reconfigure(&file, &common::environment(), std::path::Path::new("."))
             .expect("the same configuration is valid");
-        let kept = reloaded.oidc.clone().expect("oidc is configured");
-        assert!(std::sync::Arc::ptr_eq(&first, &kept));
-        assert_eq!(kept.key_health().await[0].1, KeyHealth::Fresh);
+        let reused = reloaded.oidc.clone().expect("oidc is configured");
+        assert!(std::sync::Arc::ptr_eq(&first, &reused));
+        assert_eq!(reused.key_health().await[0].1, KeyHealth::Fresh);
 
         let changed = text.replace("groups_claim = \"groups\"", "groups_claim = \"roles\"");
         let file = twilio_token_server::config::parse(&changed).expect("TOML parses");
@@ -644,7 +644,7 @@ async fn reload_keeps_cached_keys() {
             .reconfigure(&file, &common::environment(), std::path::Path::new("."))
             .expect("the changed configuration is valid");
         let rebuilt = rebuilt.oidc.clone().expect("oidc is configured");
-        assert!(!std::sync::Arc::ptr_eq(&kept, &rebuilt));
+        assert!(!std::sync::Arc::ptr_eq(&reused, &rebuilt));
     })
     .await;
 }
