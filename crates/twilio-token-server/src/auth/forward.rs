@@ -1,10 +1,10 @@
 //! Asks the app's own "who am I" endpoint who the caller is.
 //!
 //! For apps that keep their own session: the request's `Cookie` and `Authorization` headers,
-//! and no other, are sent with `GET` to the one configured URL. A 2xx answer with a JSON body
-//! gives the identity and groups from configured fields; 401 or 403 means the caller is not
-//! signed in (401 here); any other answer, a timeout or a connection failure is a 503 with a
-//! log line that says which.
+//! and no other, are sent with `GET` to the one configured URL. A 2xx response with a JSON body
+//! gives the identity and groups from configured fields. 401 or 403 means the caller is not
+//! signed in (401 here). Any other response, a timeout or a connection failure is a 503 with a
+//! log line that names the cause.
 //!
 //! Answers are remembered for a short time, keyed by the SHA-256 of the forwarded headers, so
 //! neither the cookie nor the `Authorization` value is kept in memory after the request.
@@ -23,7 +23,7 @@ use super::{AuthFuture, AuthProvider, AuthRequest, Principal};
 use crate::config::ConfigError;
 use crate::error::ApiError;
 
-/// Largest "who am I" answer read, in bytes.
+/// Maximum size of a "who am I" response that is read, in bytes.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// `[auth.forward]`.
@@ -32,7 +32,7 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 pub struct ForwardSection {
     /// The app's "who am I" endpoint, such as `http://127.0.0.1:3000/api/me`.
     pub url: String,
-    /// Milliseconds to wait for its answer. Default 2000.
+    /// Milliseconds to wait for its response. Default 2000.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     /// The answer's field holding the identity; dots walk into nested objects, such as
@@ -266,7 +266,7 @@ impl ForwardProvider {
         let mut body = Vec::new();
         loop {
             let chunk = response.chunk().await.map_err(|_| {
-                tracing::error!(url = %self.url, "forward: reading the who-am-I answer failed");
+                tracing::error!(url = %self.url, "forward: reading the who-am-I response failed");
                 unavailable()
             })?;
             let Some(chunk) = chunk else { break };
@@ -274,7 +274,7 @@ impl ForwardProvider {
                 tracing::error!(
                     url = %self.url,
                     limit = MAX_ANSWER_BYTES,
-                    "forward: the who-am-I answer is too large"
+                    "forward: the who-am-I response is too large"
                 );
                 return Err(unavailable());
             }
@@ -284,7 +284,7 @@ impl ForwardProvider {
             tracing::error!(
                 url = %self.url,
                 status = status.as_u16(),
-                "forward: the who-am-I answer is not JSON"
+                "forward: the who-am-I response is not JSON"
             );
             return Err(unavailable());
         };
@@ -295,7 +295,7 @@ impl ForwardProvider {
                 tracing::error!(
                     url = %self.url,
                     field = %self.identity_field,
-                    "forward: the who-am-I answer has no usable identity field; set \
+                    "forward: the who-am-I response has no usable identity field; set \
                      auth.forward.identity_field to the field that holds the user's id"
                 );
                 return Err(unavailable());
@@ -314,7 +314,7 @@ impl ForwardProvider {
                     tracing::error!(
                         url = %self.url,
                         field = %field,
-                        "forward: the who-am-I answer's groups field is not an array of strings"
+                        "forward: the who-am-I response's groups field is not an array of strings"
                     );
                     return Err(unavailable());
                 }

@@ -217,8 +217,8 @@ async fn record_and_respond(state: &AppState, parts: &Parts, decision: Decision)
                 record.status = error.status().as_u16();
                 record.reason = Some(error.code().to_owned());
                 if let Some(principal) = principal {
-                    // A rejected identity or subject can come from a token or an app's answer
-                    // that breaks the identity rules: only a valid identity is kept, and the
+                    // A rejected identity or subject can come from a token or an app's response
+                    // and break the identity rules. So only a valid identity is kept, and the
                     // subject is shortened, without control characters.
                     record.identity = principal
                         .identity
@@ -427,8 +427,8 @@ fn check_query_encoding(query: &str) -> Result<(), ApiError> {
 /// Reads a JSON body, with the errors a client can act on: 415 without a JSON content type,
 /// 413 over `server.body_limit_bytes`, 408 when the body has not arrived shortly before
 /// `server.request_timeout_secs`, 400 naming an unknown field or a malformed value.
-/// Returns how long a handler waits for a request body: a little less than the request timeout,
-/// so that a body still on its way gets 408 from the handler before the edge layer's timeout
+/// Returns how long a handler waits for a request body: a little less than the request timeout.
+/// A body still on its way then gets 408 from the handler before the edge layer's timeout
 /// returns 503, which would blame the server.
 fn body_wait(request_timeout: Duration) -> Duration {
     request_timeout.saturating_sub((request_timeout / 10).min(Duration::from_millis(250)))
