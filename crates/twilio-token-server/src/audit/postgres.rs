@@ -194,6 +194,10 @@ pub fn connect(url: &str) -> Result<Client, AuditError> {
 fn migrate(client: &mut Client) -> Result<(), AuditError> {
     let failed = |error: postgres::Error| postgres_error("failed to migrate the schema", &error);
     let mut transaction = client.transaction().map_err(failed)?;
+    // Without this, each start logs PostgreSQL's notice that the schema table already exists.
+    transaction
+        .batch_execute("SET LOCAL client_min_messages = warning")
+        .map_err(failed)?;
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .map_err(failed)?;
