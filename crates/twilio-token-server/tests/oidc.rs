@@ -648,3 +648,56 @@ async fn reload_keeps_cached_keys() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn readiness_retries_stale_keys() {
+    within(async {
+        let idp = OidcServer::start(standard_clients());
+        let token = idp.token("svc-es256", AUDIENCE).await;
+        let jwks = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client")
+            .get(format!("{}/jwks", idp.issuer))
+            .send()
+            .await
+            .expect("GET /jwks")
+            .text()
+            .await
+            .expect("JWKS text");
+        let dir =
+            std::env::temp_dir().join(format!("twilio-token-oidc-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("jwks.json");
+        std::fs::write(&file, &jwks).expect("write JWKS");
+        let oidc = format!(
+            "jwks_refresh_interval_secs = 1\njwks_max_age_secs = 1\nverified_cache_secs = 0\n{}",
+            issuer_block(&idp.issuer, &format!("jwks_file = \"{}\"", file.display()))
+        );
+        let (server, _) = start_server(r#"["oidc"]"#, &oidc).await;
+        let (status, body) = readyz(&server).await;
+        assert_eq!(status, 200, "{body}");
+
+        // The file breaks: past the maximum age, a token request fetches it, fails and keeps
+        // the cached keys.
+        std::fs::write(&file, "{\"keys\": [").expect("break JWKS");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        exchange(&server, &token).await;
+        let (status, body) = readyz(&server).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["degraded"],
+            json!([format!("oidc_keys_stale {}", idp.issuer)])
+        );
+
+        // Fixed again: the next probe after the refresh interval fetches and recovers.
+        std::fs::write(&file, &jwks).expect("fix JWKS");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (status, body) = readyz(&server).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("degraded").is_none(), "{body}");
+        server.stop().await;
+        std::fs::remove_dir_all(&dir).expect("remove temp dir");
+    })
+    .await;
+}

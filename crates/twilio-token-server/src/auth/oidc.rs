@@ -347,11 +347,17 @@ impl OidcProvider {
     /// Returns each issuer with the state of its keys. An issuer whose keys were never loaded
     /// is fetched first, so a readiness probe also warms the cache.
     pub async fn key_health(&self) -> Vec<(String, KeyHealth)> {
-        let mut health = Vec::with_capacity(self.issuers.len());
-        for issuer in &self.issuers {
-            let loaded = read_cache(issuer).fetched_at.is_some();
-            if !loaded {
-                self.refresh(issuer, false).await;
+        // Issuers are checked at once, so one slow provider delays the probe by its timeout
+        // only once.
+        let checks = self.issuers.iter().map(|issuer| async move {
+            let needs_fetch = {
+                let cache = read_cache(issuer);
+                cache.fetched_at.is_none() || cache.last_error.is_some()
+            };
+            if needs_fetch {
+                // Forced past the maximum age but not the refresh interval, so a probe retries
+                // a failed issuer at most once per interval.
+                self.refresh(issuer, true).await;
             }
             let cache = read_cache(issuer);
             let state = match (cache.fetched_at.is_some(), cache.last_error.is_some()) {
@@ -359,9 +365,9 @@ impl OidcProvider {
                 (true, true) => KeyHealth::Stale,
                 (true, false) => KeyHealth::Fresh,
             };
-            health.push((issuer.issuer.clone(), state));
-        }
-        health
+            (issuer.issuer.clone(), state)
+        });
+        futures_util::future::join_all(checks).await
     }
 
     fn now(&self) -> u64 {
@@ -376,10 +382,10 @@ impl OidcProvider {
         self
     }
 
-    /// Fetches the issuer's keys unless a fetch happened less than the refresh interval ago
-    /// (or, with `only_if_due`, unless the keys are younger than the maximum age). On failure
-    /// the cached keys are kept and a warning is logged.
-    async fn refresh(&self, issuer: &Issuer, forced_by_kid: bool) {
+    /// Fetches the issuer's keys unless a fetch happened less than the refresh interval ago,
+    /// or, without `force`, unless the keys are younger than the maximum age. On failure the
+    /// cached keys are kept and a warning is logged.
+    async fn refresh(&self, issuer: &Issuer, force: bool) {
         let _guard = issuer.fetching.lock().await;
         {
             let cache = read_cache(issuer);
@@ -388,7 +394,7 @@ impl OidcProvider {
             {
                 return;
             }
-            if !forced_by_kid
+            if !force
                 && let Some(fetched) = cache.fetched_at
                 && fetched.elapsed() < self.max_age
             {
