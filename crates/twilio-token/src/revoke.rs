@@ -12,7 +12,7 @@ use twilio_access_token::{SidKind, validate_identity, validate_sid};
 use twilio_token_server::config::{ServerSection, read_file};
 use twilio_token_server::metrics::Metrics;
 use twilio_token_server::revocation::{
-    RevocationError, RevocationList, RevocationSection, RevocationStore,
+    JTI_ENTRY_SECS, RevocationError, RevocationList, RevocationSection, RevocationStore,
 };
 
 use crate::error::CliError;
@@ -104,10 +104,20 @@ pub(crate) fn run(args: &RevokeArgs) -> Result<Outcome, CliError> {
     let before = match &args.command {
         RevokeCommand::Identity { name, before } => {
             validate_identity(name).map_err(|error| CliError::Input(error.to_string()))?;
-            before
+            let before = before
                 .as_deref()
                 .map(|text| parse_time(text, now))
-                .transpose()?
+                .transpose()?;
+            if let Some(before) = before
+                && before.saturating_add(JTI_ENTRY_SECS) < now
+            {
+                warn(&format!(
+                    "every token of {name} issued before {} has expired, so this entry revokes \
+                     nothing, and the next revocation deletes it: check --before",
+                    show_time(before)
+                ));
+            }
+            before
         }
         RevokeCommand::Jti { jti } => {
             validate_jti(jti)?;

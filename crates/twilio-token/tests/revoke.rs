@@ -54,6 +54,13 @@ fn revoke_identity_jti_list_and_remove() {
         &["identity", "bob", "--before", "2023-11-14T22:13:20Z"],
     ));
     assert_eq!(status, 0, "{stderr}");
+    // Tokens live at most a day, so an entry that far back revokes nothing.
+    assert!(
+        stderr.starts_with(
+            "warning: every token of bob issued before 2023-11-14T22:13:20Z has expired"
+        ),
+        "{stderr}"
+    );
     let jti = "SKfedcba9876543210fedcba9876543210-1700000000";
     let (status, revoked_jti, stderr) = run(&mut revoke(&folder, &["jti", jti]));
     assert_eq!(status, 0, "{stderr}");

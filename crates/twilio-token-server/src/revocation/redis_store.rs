@@ -12,14 +12,15 @@ use redis::AsyncCommands as _;
 use super::{IdentityEntry, RevocationError, RevocationList};
 use crate::redis_conn::RedisConn;
 
-/// Deletes the identity entries whose `before` is below `ARGV[1]`, in one atomic step, so that
-/// an entry another process writes meanwhile is never deleted by mistake.
+/// Deletes the identity entries whose `before` is below `ARGV[1]`, except the identity `ARGV[2]`
+/// just written, in one atomic step, so that an entry another process writes meanwhile is never
+/// deleted by mistake.
 const PRUNE_IDENTITIES: &str = r"
 local entries = redis.call('HGETALL', KEYS[1])
 local cutoff = tonumber(ARGV[1])
 for i = 1, #entries, 2 do
   local before = string.match(entries[i + 1], '^(%d+):')
-  if before and tonumber(before) < cutoff then
+  if before and tonumber(before) < cutoff and entries[i] ~= ARGV[2] then
     redis.call('HDEL', KEYS[1], entries[i])
   end
 end
@@ -82,7 +83,7 @@ impl RedisRevocations {
         .await?;
         let expired_before = entry.revoked_at.saturating_sub(super::JTI_ENTRY_SECS);
         let mut invocation = self.prune_identities.key(&self.identities_key);
-        invocation.arg(expired_before);
+        invocation.arg(expired_before).arg(identity);
         let invocation = &invocation;
         self.call(
             "removing expired identity entries",

@@ -96,9 +96,11 @@ impl SqliteRevocations {
                  ON CONFLICT (identity) DO UPDATE SET before = ?2, revoked_at = ?3",
                 params![identity, before, revoked_at],
             )?;
+            // The entry just written stays until the next write, so `revoke list` shows it.
             transaction.execute(
-                "DELETE FROM revoked_identities WHERE before IS NOT NULL AND before < ?1",
-                params![expired_before],
+                "DELETE FROM revoked_identities
+                 WHERE before IS NOT NULL AND before < ?1 AND identity != ?2",
+                params![expired_before, identity],
             )?;
             transaction.commit()
         })
