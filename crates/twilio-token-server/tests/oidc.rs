@@ -76,6 +76,21 @@ groups_claim = "groups"
     )
 }
 
+/// Fetches the provider's JWKS document, for tests that serve it from a file.
+async fn jwks_text(idp: &OidcServer) -> String {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .get(format!("{}/jwks", idp.issuer))
+        .send()
+        .await
+        .expect("GET /jwks")
+        .text()
+        .await
+        .expect("JWKS text")
+}
+
 async fn start_server(order: &str, oidc: &str) -> (TestServer, String) {
     let (key, hash) = generate_key();
     let state = state_from(&server_config(order, oidc, &hash));
@@ -576,17 +591,7 @@ async fn keys_load_from_a_jwks_url_or_file() {
         assert_eq!(identity, "svc-es256");
         server.stop().await;
 
-        let jwks = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client")
-            .get(format!("{}/jwks", idp.issuer))
-            .send()
-            .await
-            .expect("GET /jwks")
-            .text()
-            .await
-            .expect("JWKS text");
+        let jwks = jwks_text(&idp).await;
         let dir = std::env::temp_dir().join(format!("twilio-token-oidc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("jwks.json");
@@ -654,17 +659,7 @@ async fn readiness_retries_stale_keys() {
     within(async {
         let idp = OidcServer::start(standard_clients());
         let token = idp.token("svc-es256", AUDIENCE).await;
-        let jwks = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client")
-            .get(format!("{}/jwks", idp.issuer))
-            .send()
-            .await
-            .expect("GET /jwks")
-            .text()
-            .await
-            .expect("JWKS text");
+        let jwks = jwks_text(&idp).await;
         let dir =
             std::env::temp_dir().join(format!("twilio-token-oidc-stale-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");

@@ -424,9 +424,6 @@ fn check_query_encoding(query: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Reads a JSON body, with the errors a client can act on: 415 without a JSON content type,
-/// 413 over `server.body_limit_bytes`, 408 when the body has not arrived shortly before
-/// `server.request_timeout_secs`, 400 naming an unknown field or a malformed value.
 /// Returns how long a handler waits for a request body: a little less than the request timeout.
 /// A body still on its way then gets 408 from the handler before the edge layer's timeout
 /// returns 503, which would blame the server.
@@ -434,6 +431,9 @@ fn body_wait(request_timeout: Duration) -> Duration {
     request_timeout.saturating_sub((request_timeout / 10).min(Duration::from_millis(250)))
 }
 
+/// Reads a JSON body, with the errors a client can act on: 415 without a JSON content type,
+/// 413 over `server.body_limit_bytes`, 408 when the body has not arrived shortly before
+/// `server.request_timeout_secs`, 400 naming an unknown field or a malformed value.
 pub(crate) async fn read_json_body<T: serde::de::DeserializeOwned>(
     parts: &Parts,
     body: Body,
